@@ -1,0 +1,43 @@
+# unlearnbench: dataset → bias construction → forget requests → baseline → retrain oracles
+# → unlearning + evaluation → aggregation + statistics → paper figures and tables.
+# Rules say what depends on what; the package (src/unlearnbench) says how.
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+# A --configfile replaces the embedded default (paper configs are complete); --config merges on top.
+if not workflow.overwrite_configfiles:
+    configfile: "config.yaml"
+
+validate(config, "config/schema.yaml")
+
+from unlearnbench.config import check_config, experiments, method_knobs, method_source_hash, seed_list
+
+check_config(config)
+
+RESULTS = config["results"]
+DATASETS = list(config["datasets"])
+SCENARIOS = list(config["scenarios"])
+EXPERIMENTS = experiments(config)  # (dataset, scenario) pairs
+RUNS = list(config["methods"])
+SEEDS = seed_list(config)
+REFERENCES = ["retrain"] + (["original"] if config["report_original"] else [])
+
+wildcard_constraints:
+    dataset="[a-z][a-z0-9_]*",
+    scenario="|".join(SCENARIOS),
+    run="[a-z][a-z0-9_]*",
+    seed=r"\d+",
+
+
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/unlearn.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.paper.input,

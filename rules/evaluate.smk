@@ -1,0 +1,20 @@
+# Evaluation of the un-unlearned baseline under each scenario, reported as method "original".
+
+
+rule evaluate_original:
+    input:
+        data=rules.prepare_experiment.output[0],
+        request=rules.forget_request.output[0],
+        model=rules.baseline.output.model,
+    output:
+        run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/original/run.json",
+        outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/original/outputs.npz",
+    params:
+        device=config["device"],
+    threads: 1
+    log:
+        f"{RESULTS}/logs/evaluate_original/{{dataset}}_{{scenario}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_original/{{dataset}}_{{scenario}}_seed{{seed}}.tsv"
+    script:
+        "../workflow_scripts/evaluate_original.py"

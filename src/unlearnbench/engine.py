@@ -1,0 +1,208 @@
+"""One training / evaluation loop for baseline, oracle and every method that trains.
+
+The dataset lives on the device as uint8 NCHW; shuffling uses a seeded generator; augmentation runs on
+the device per batch; on CUDA the step runs under bf16 autocast with channels_last. On CPU the same code
+runs in fp32 and is deterministic for a given seed and thread count.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was requested but no CUDA device is visible; set device: auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (initialisation, dropout) and return a generator for data order."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    return torch.Generator().manual_seed(seed)
+
+
+def configure_threads(n: int | None) -> None:
+    if n:
+        torch.set_num_threads(int(n))
+
+
+def to_device(images: np.ndarray, labels: np.ndarray | None, device: torch.device):
+    """uint8 NHW or NHWC numpy → uint8 NCHW tensor on device (and int64 labels)."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = x.contiguous().to(device)
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    if labels is None:
+        return x
+    return x, torch.as_tensor(np.asarray(labels), dtype=torch.int64, device=device)
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int, flip: bool) -> torch.Tensor:
+    """Random crop with zero padding and optional horizontal flip, batched on the device."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    out = padded[batch, chan, rows, cols]
+    if flip:
+        mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        out = torch.where(mirror[:, None, None, None], out.flip(3), out)
+    return out
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    schedule: str = "onecycle"
+    augment: bool = False
+    flip: bool = False
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool):
+    order = torch.randperm(n, generator=generator)
+    batch_size = min(batch_size, n)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
+    kwargs = dict(lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0)
+    if device.type == "cuda":
+        kwargs["fused"] = True
+    return torch.optim.SGD(model.parameters(), **kwargs)
+
+
+def make_schedule(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.25)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    generator: torch.Generator,
+    log: Callable[[str], None] = print,
+    checkpoint: str | os.PathLike | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+    after_step: Callable[[nn.Module], None] | None = None,
+) -> list[dict]:
+    """Minimise cross-entropy on (x, y); returns per-epoch history.
+
+    checkpoint: a path written at the end of every epoch (model, optimiser, schedule, data-order RNG);
+    if it exists at start, training resumes from it and ends with the same weights as an uninterrupted run.
+    extra_loss / after_step: hooks for regularised methods (ℓ1 sparsity, fixed pruning masks).
+    """
+    device = x.device
+    n = len(x)
+    drop_last = n > cfg.batch_size
+    steps_per_epoch = n // cfg.batch_size if drop_last else 1
+    optimizer = make_optimizer(model, cfg, device)
+    schedule = make_schedule(optimizer, cfg, steps_per_epoch)
+    history: list[dict] = []
+    start_epoch = 0
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, history = state["epoch"], state["history"]
+        log(f"resumed from {checkpoint} at epoch {start_epoch}")
+    autocast = device.type == "cuda"
+    t0 = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        for idx in _batches(n, cfg.batch_size, generator, drop_last):
+            idx = idx.to(device)
+            xb, yb = x[idx], y[idx]
+            if cfg.augment:
+                xb = random_crop_flip(xb, generator, pad=max(1, xb.shape[-1] // 8), flip=cfg.flip)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = model(xb)
+                loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
+                if extra_loss is not None:
+                    loss = loss + extra_loss(model)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if after_step is not None:
+                after_step(model)
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == yb).sum()
+            seen += len(idx)
+        record = {"epoch": epoch + 1, "loss": float(loss_sum) / seen, "train_acc": float(correct) / seen}
+        history.append(record)
+        elapsed = time.perf_counter() - t0
+        done = epoch + 1 - start_epoch
+        left = elapsed / done * (cfg.epochs - epoch - 1)
+        log(f"epoch {epoch + 1}/{cfg.epochs} loss {record['loss']:.4f} train_acc {record['train_acc']:.4f} "
+            f"elapsed {elapsed:.1f}s left {left:.1f}s")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, model)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "epoch": epoch + 1, "history": history,
+            })
+    return history
+
+
+def _save_checkpoint(path, state) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Logits for every image, in eval mode, in large batches; returned as float32 on the CPU."""
+    model.eval()
+    autocast = x.device.type == "cuda"
+    out = []
+    for start in range(0, len(x), batch_size):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=autocast):
+            out.append(model(x[start:start + batch_size]).float().cpu())
+    if not out:
+        return torch.zeros((0, 0))
+    return torch.cat(out)
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,201 @@
+"""Job-level entry points: what each Snakemake rule calls (the workflow scripts only pass arguments).
+
+Each function reads its inputs, does the real computation, and writes its outputs atomically.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import engine
+from .data import ExperimentData, ForgetRequest
+from .evaluate import iteration_probe, model_outputs, parameters_changed
+from .io import atomic_path, atomic_save_npz, atomic_write_json
+from .models import build_model
+
+CHECKPOINT_FORMAT = "unlearnbench-checkpoint-v1"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def get_logger(log_path: str | None) -> logging.Logger:
+    """A logger that writes progress lines to the rule's log: file (and nowhere else)."""
+    logger = logging.getLogger(f"unlearnbench.{log_path}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if not logger.handlers:
+        handler = logging.FileHandler(log_path) if log_path else logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    return logger
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+def new_model(data: ExperimentData, model_cfg: dict) -> torch.nn.Module:
+    m = data.manifest
+    return build_model(model_cfg["arch"], in_channels=m["channels"], n_classes=m["n_classes"],
+                       mean=m["mean"], std=m["std"], width=model_cfg["width"])
+
+
+def save_model(path: str, model: torch.nn.Module, data: ExperimentData, model_cfg: dict, meta: dict) -> None:
+    state = {"format": CHECKPOINT_FORMAT, "model_cfg": model_cfg, "manifest_sha256": data.manifest["sha256"],
+             "state_dict": model.state_dict(), "meta": meta}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_model(path: str, data: ExperimentData, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """Load a checkpoint written by save_model; any mismatch is a CheckpointError naming the file and the fix."""
+    fix = "delete it and rerun the workflow so it is rebuilt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated, not a torch file, ...
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); {fix}") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: expected an {CHECKPOINT_FORMAT} checkpoint, found something else; {fix}")
+    if state["manifest_sha256"] != data.manifest["sha256"]:
+        raise CheckpointError(f"{path}: trained on different data than the current experiment data; {fix}")
+    model = new_model(data, state["model_cfg"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit model {state['model_cfg']}: {exc}; {fix}") from exc
+    return model.to(device), {"model_cfg": state["model_cfg"], **state["meta"]}
+
+
+def train_cfg(dataset_cfg: dict) -> engine.TrainConfig:
+    return engine.TrainConfig(**dataset_cfg["train"])
+
+
+def train_model(data_npz: str, request_npz: str | None, out_model: str, dataset_cfg: dict, seed: int,
+                device: str, threads: int, log_path: str | None, checkpoint: str | None = None) -> dict:
+    """Baseline (request None: the full training set) or retrain oracle (the request's D \\ ΔD) from scratch."""
+    log = get_logger(log_path).info
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    data = ExperimentData.load(data_npz)
+    if request_npz is None:
+        images, labels = data.images("train"), data.labels("train")
+    else:
+        images, labels = ForgetRequest.load(request_npz).oracle_training_set(data)
+    generator = engine.seed_everything(seed)
+    model = new_model(data, dataset_cfg["model"]).to(dev)
+    x, y = engine.to_device(images, labels, dev)
+    log(f"training {dataset_cfg['model']['arch']} on {len(x)} images, seed {seed}, device {dev}")
+    t0 = time.perf_counter()
+    history = engine.train(model, x, y, train_cfg(dataset_cfg), generator=generator, log=log,
+                           checkpoint=checkpoint)
+    seconds = time.perf_counter() - t0
+    x_val, y_val = engine.to_device(data.images("val"), data.labels("val"), dev)
+    val_acc = float((engine.predict_logits(model, x_val).argmax(1) == y_val.cpu()).float().mean())
+    log(f"done in {seconds:.1f}s, validation accuracy {val_acc:.4f}")
+    meta = {"seed": seed, "train_seconds": seconds, "val_acc": val_acc, "history": history, "n_train": len(x)}
+    save_model(out_model, model, data, dataset_cfg["model"], meta)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------- unlearning
+
+def _method_inputs(method, data: ExperimentData, request: ForgetRequest, dev):
+    from .methods import UnlearnData
+
+    inputs = UnlearnData(n_train=len(data.labels("train")), n_classes=data.n_classes)
+    sources = {"forget": request.forget_set, "retain": request.retain_set,
+               "forget_counterfactual": request.forget_counterfactual}
+    for kind in method.reads:
+        pair = sources[kind](data)
+        if pair is not None:
+            setattr(inputs, kind, engine.to_device(*pair, dev))
+    return inputs
+
+
+def _timed(dev: torch.device):
+    """Start a wall clock and a device clock (CUDA events on GPU, process CPU time on CPU)."""
+    if dev.type == "cuda":
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        t0 = time.perf_counter()
+
+        def stop():
+            end.record()
+            torch.cuda.synchronize()
+            return time.perf_counter() - t0, start.elapsed_time(end) / 1000.0
+        return stop
+    t0, c0 = time.perf_counter(), time.process_time()
+    return lambda: (time.perf_counter() - t0, time.process_time() - c0)
+
+
+def run_unlearning(data_npz: str, request_npz: str, baseline: str, run: str, method_name: str, knobs: dict,
+                   seed: int, device: str, threads: int, out_model: str, out_run: str, out_outputs: str,
+                   log_path: str | None, fail: bool = False) -> dict:
+    """Apply one unlearning method to the seed's baseline, time it alone, and save the model's outputs."""
+    from .methods import UnlearnContext, build_method
+
+    log = get_logger(log_path).info
+    if fail:
+        raise RuntimeError(f"fault injection: run {run} seed {seed} was configured to fail (config fault_injection)")
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    data = ExperimentData.load(data_npz)
+    request = ForgetRequest.load(request_npz)
+    model, baseline_meta = load_model(baseline, data, dev)
+    method = build_method(method_name, knobs, where=f"methods.{run}")
+    inputs = _method_inputs(method, data, request, dev)
+    probe, trace = iteration_probe(data, request, dev)
+    probe(0, model)
+    before = copy.deepcopy(model.state_dict())
+    generator = engine.seed_everything(seed * 7919 + 17)
+    ctx = UnlearnContext(dev, generator, log=log, on_iteration=probe)
+    log(f"unlearning with {method_name} {knobs} on {request.scenario}, seed {seed}")
+    stop = _timed(dev)
+    method.unlearn(model, inputs, ctx)
+    wall, device_seconds = stop()
+    wall -= ctx.excluded_seconds
+    device_seconds = max(0.0, device_seconds - ctx.excluded_seconds)
+    change = parameters_changed(before, model)
+    log(f"unlearning took {wall:.2f}s (evaluation between iterations excluded); parameter change {change:.4g}")
+    save_model(out_model, model, data, baseline_meta["model_cfg"],
+               {"seed": seed, "run": run, "method": method_name, "knobs": knobs})
+    return _save_run(model, data, request, dev, out_run, out_outputs,
+                     {"ut_seconds": wall, "ut_device_seconds": device_seconds, "param_change": change},
+                     trace)
+
+
+def evaluate_checkpoint(data_npz: str, request_npz: str, model_path: str, seed: int, device: str, threads: int,
+                        out_run: str, out_outputs: str, log_path: str | None, ut_from_training: bool) -> dict:
+    """Evaluate a reference model (the baseline as 'original', or the retrain oracle as 'retrain')."""
+    log = get_logger(log_path).info
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    data = ExperimentData.load(data_npz)
+    request = ForgetRequest.load(request_npz)
+    model, meta = load_model(model_path, data, dev)
+    ut = meta["train_seconds"] if ut_from_training else 0.0
+    log(f"evaluating {model_path} on {request.scenario}, seed {seed}")
+    return _save_run(model, data, request, dev, out_run, out_outputs,
+                     {"ut_seconds": ut, "ut_device_seconds": ut, "param_change": 0.0}, [])
+
+
+def _save_run(model, data, request, dev, out_run, out_outputs, info, trace):
+    """Write the model's per-sample outputs and the run record; metrics are computed from them downstream."""
+    outputs = model_outputs(model, data, request, dev)
+    if not all(np.isfinite(v).all() for k, v in outputs.items() if k.endswith("_logits")):
+        raise FloatingPointError(
+            "the model's outputs are not finite after unlearning (the method diverged); lower its learning rate "
+            "or, for influence, raise `scale` / `damping` (see docs/methods.md)")
+    info = {**info, "ut_minutes": info["ut_seconds"] / 60.0, "n_classes": data.n_classes}
+    atomic_save_npz(out_outputs, outputs)
+    atomic_write_json(out_run, {"info": info, "trace": trace})
+    return info

@@ -1,0 +1,119 @@
+"""Bias construction (UIB Fig. 2) and forget requests."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import chi2_contingency
+
+from unlearnbench import colour
+from unlearnbench.data import ExperimentData, ForgetRequest, build_experiment, make_request, stratified_split
+
+
+def _synthetic_raw(n_per_class=300, n_classes=10, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    x = rng.integers(0, 256, size=(len(y), 8, 8), dtype=np.uint8)
+    return {"x_train": x, "y_train": y, "x_test": np.zeros((0, 8, 8), np.uint8), "y_test": np.zeros(0, np.int64)}
+
+
+COLOUR = {"enabled": True, "palette": "tab10", "mode": "background", "bias_strength": 1.0}
+SPLIT = {"val_fraction": 0.1, "test_fraction": 0.3}
+
+
+def test_training_colour_is_a_function_of_the_label():
+    arrays, _ = build_experiment(_synthetic_raw(), split=SPLIT, colour=COLOUR, data_seed=0)
+    for split in ("train", "val"):
+        assert np.array_equal(arrays[f"c_{split}"], arrays[f"y_{split}"])
+
+
+def test_test_colour_is_independent_of_the_label():
+    raw = _synthetic_raw(n_per_class=2000)
+    arrays, _ = build_experiment(raw, split=SPLIT, colour=COLOUR, data_seed=0)
+    table = np.zeros((10, 10))
+    np.add.at(table, (arrays["y_test"], arrays["c_test"]), 1)
+    assert chi2_contingency(table).pvalue > 0.01
+    # and the same test does detect the training set's dependence
+    table_train = np.zeros((10, 10))
+    np.add.at(table_train, (arrays["y_train"], arrays["c_train"]), 1)
+    assert chi2_contingency(table_train).pvalue < 1e-100
+
+
+def test_bias_strength_sets_the_share_of_class_coloured_images():
+    arrays, _ = build_experiment(_synthetic_raw(n_per_class=1000), split=SPLIT,
+                                 colour={**COLOUR, "bias_strength": 0.7}, data_seed=0)
+    share = np.mean(arrays["c_train"] == arrays["y_train"])
+    # 70% forced + 30% uniform that hit the class colour by chance (1/10)
+    assert share == pytest.approx(0.7 + 0.3 * 0.1, abs=0.02)
+
+
+def test_render_keeps_strokes_and_paints_background():
+    gray = np.zeros((2, 4, 4), np.uint8)
+    gray[:, 1, 1] = 255
+    rgb = colour.render(gray, np.array([0, 3]), colour.TAB10, "background")
+    assert rgb.shape == (2, 4, 4, 3)
+    assert (rgb[0, 1, 1] == 255).all()
+    assert (rgb[1, 0, 0] == colour.TAB10[3]).all()
+    fg = colour.render(gray, np.array([0, 3]), colour.TAB10, "foreground")
+    assert (fg[1, 1, 1] == colour.TAB10[3]).all() and (fg[1, 0, 0] == 0).all()
+
+
+def test_bad_palette_names_the_key():
+    with pytest.raises(ValueError, match="colour.palette"):
+        colour.make_palette([[0, 0, 0]] * 3, n_classes=10)
+    with pytest.raises(ValueError, match="colour.palette"):
+        colour.make_palette([[1, 2, 3]] * 10, n_classes=10)
+
+
+def test_stratified_split_takes_the_fraction_of_every_class():
+    y = np.repeat(np.arange(5), 100)
+    kept, taken = stratified_split(y, 0.2, np.random.default_rng(0))
+    assert len(np.intersect1d(kept, taken)) == 0 and len(kept) + len(taken) == len(y)
+    assert (np.bincount(y[taken]) == 20).all()
+
+
+@pytest.fixture(scope="module")
+def experiment():
+    arrays, manifest = build_experiment(_synthetic_raw(), split=SPLIT, colour=COLOUR, data_seed=0)
+    return ExperimentData(arrays, manifest)
+
+
+def test_random_request_sizes_and_disjointness(experiment, tmp_path):
+    request = make_request("random", experiment, {"fraction": 0.1}, data_seed=0)
+    n = len(experiment.labels("train"))
+    assert len(request.forget_idx) == round(0.1 * n)
+    assert len(np.intersect1d(request.forget_idx, request.retain_idx)) == 0
+    assert len(request.forget_idx) + len(request.retain_idx) == n
+    images, labels = request.oracle_training_set(experiment)
+    assert len(labels) == len(request.retain_idx)
+    request.save(tmp_path / "r.npz")
+    again = ForgetRequest.load(tmp_path / "r.npz")
+    assert np.array_equal(again.forget_idx, request.forget_idx)
+    assert again.description["n_forget"] == len(request.forget_idx)
+
+
+def test_bias_request_defines_pattern_points_and_a_decorrelated_oracle(experiment):
+    request = make_request("bias", experiment, {"pattern_fraction": 0.1, "oracle": "decorrelated"}, data_seed=0)
+    y, c = experiment.labels("train"), experiment.colours("train")
+    assert (c[request.forget_idx] == y[request.forget_idx]).all()  # every forget point carries the pattern
+    counts = np.bincount(y[request.forget_idx], minlength=10)
+    assert counts.min() >= 1 and counts.max() - counts.min() <= 1  # stratified by class
+    table = np.zeros((10, 10))
+    np.add.at(table, (y, request.oracle_colours), 1)
+    assert chi2_contingency(table).pvalue > 0.001  # oracle colours carry no label information
+    x_cf, y_cf = request.forget_counterfactual(experiment)
+    x_f, y_f = request.forget_set(experiment)
+    assert np.array_equal(y_cf, y_f) and x_cf.shape == x_f.shape
+    assert not np.array_equal(x_cf, x_f)
+
+
+def test_replace_forget_oracle_recolours_only_the_forget_points(experiment):
+    request = make_request("bias", experiment, {"pattern_fraction": 0.1, "oracle": "replace_forget"}, data_seed=0)
+    c = experiment.colours("train")
+    assert np.array_equal(request.oracle_colours[request.retain_idx], c[request.retain_idx])
+
+
+def test_requests_are_deterministic(experiment):
+    a = make_request("random", experiment, {"fraction": 0.1}, data_seed=3)
+    b = make_request("random", experiment, {"fraction": 0.1}, data_seed=3)
+    c = make_request("random", experiment, {"fraction": 0.1}, data_seed=4)
+    assert np.array_equal(a.forget_idx, b.forget_idx) and not np.array_equal(a.forget_idx, c.forget_idx)

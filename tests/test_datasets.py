@@ -1,0 +1,651 @@
+"""Tests for unlearnbench.datasets, offline.
+
+Small archives are built in tmp_path in the exact upstream formats (gzip IDX
+with big-endian headers; CIFAR python tar.gz holding protocol-2 pickles with
+bytes keys) and fed through ``mirror``.  Tiny archives cannot match the pinned
+upstream hashes, so each test builds its own DatasetSpec from the registry
+entry with ``dataclasses.replace`` / ``with_archive_md5s`` and passes it as
+``spec=``; the global registry is never modified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import pickle
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from unlearnbench.datasets import (
+    DATASETS,
+    DatasetError,
+    DatasetSpec,
+    array_sha256,
+    load_prepared,
+    prepare_dataset,
+)
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+SMALL_SPLITS = {"train": 6, "test": 4}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+# --------------------------------------------------------------------------- helpers
+
+def md5_of(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_idx_gz(path: Path, array: np.ndarray, magic: int, compresslevel: int = 9) -> None:
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    # mtime=0 makes the gzip bytes deterministic, so MD5s are reproducible.
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(),
+                                   compresslevel=compresslevel, mtime=0))
+
+
+def make_idx_arrays(seed: int = 0, image_shape=(28, 28)) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, count in SMALL_SPLITS.items():
+        arrays[f"x_{split}"] = rng.integers(0, 256, size=(count, *image_shape), dtype=np.uint8)
+        arrays[f"y_{split}"] = rng.integers(0, 10, size=count).astype(np.int64)
+    return arrays
+
+
+def write_idx_mirror(folder: Path, arrays: dict[str, np.ndarray], compresslevel: int = 9) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, filename in IDX_FILES.items():
+        write_idx_gz(folder / filename, arrays[name], 2051 if name.startswith("x_") else 2049,
+                     compresslevel)
+    return folder
+
+
+def idx_spec_by_md5(base: str, mirror: Path) -> DatasetSpec:
+    """Small-split spec that accepts exactly the archives now in ``mirror`` by MD5."""
+    # The real content hashes are dropped: they would (rightly) reject fake data.
+    spec = dataclasses.replace(DATASETS[base], split_sizes=SMALL_SPLITS, content_sha256={})
+    return spec.with_archive_md5s({f: md5_of(mirror / f) for f in IDX_FILES.values()})
+
+
+def idx_spec_by_content(base: str, arrays: dict[str, np.ndarray]) -> DatasetSpec:
+    """Small-split spec whose archive MD5s never match, so only content hashes can accept."""
+    spec = dataclasses.replace(
+        DATASETS[base], split_sizes=SMALL_SPLITS,
+        content_sha256={name: array_sha256(array) for name, array in arrays.items()})
+    return spec.with_archive_md5s({f: "0" * 32 for f in IDX_FILES.values()})
+
+
+def pickle_bytes(obj) -> bytes:
+    return pickle.dumps(obj, protocol=2)
+
+
+def add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def hwc_to_rows(images: np.ndarray) -> np.ndarray:
+    """Upstream stores each image as 3072 bytes: the R plane, then G, then B."""
+    return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+
+
+def make_cifar_arrays(seed: int, class_count: int, coarse_count: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    # 10 train images (5 batches of 2 for CIFAR-10), 3 test images.
+    arrays = {}
+    for split, count in (("train", 10), ("test", 3)):
+        arrays[f"x_{split}"] = rng.integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+        arrays[f"y_{split}"] = rng.integers(0, class_count, size=count).astype(np.int64)
+        if coarse_count:
+            arrays[f"y_{split}_coarse"] = rng.integers(0, coarse_count, size=count).astype(np.int64)
+    return arrays
+
+
+CIFAR_SPLITS = {"train": 10, "test": 3}
+
+
+def write_cifar10_archive(path: Path, arrays: dict[str, np.ndarray],
+                          label_names=DATASETS["cifar10"].class_names) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for batch in range(5):
+            rows = slice(2 * batch, 2 * batch + 2)
+            add_member(tar, f"cifar-10-batches-py/data_batch_{batch + 1}", pickle_bytes({
+                b"batch_label": f"training batch {batch + 1} of 5".encode(),
+                b"labels": [int(v) for v in arrays["y_train"][rows]],
+                b"data": hwc_to_rows(arrays["x_train"][rows]),
+                b"filenames": [b"img.png"] * 2,
+            }))
+        add_member(tar, "cifar-10-batches-py/test_batch", pickle_bytes({
+            b"batch_label": b"testing batch 1 of 1",
+            b"labels": [int(v) for v in arrays["y_test"]],
+            b"data": hwc_to_rows(arrays["x_test"]),
+            b"filenames": [b"img.png"] * len(arrays["y_test"]),
+        }))
+        add_member(tar, "cifar-10-batches-py/batches.meta", pickle_bytes({
+            b"num_cases_per_batch": 2,
+            b"label_names": [name.encode() for name in label_names],
+            b"num_vis": 3072,
+        }))
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def write_cifar100_archive(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = DATASETS["cifar100"]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for split, member in (("train", "train"), ("test", "test")):
+            add_member(tar, f"cifar-100-python/{member}", pickle_bytes({
+                b"filenames": [b"img.png"] * len(arrays[f"y_{split}"]),
+                b"batch_label": member.encode(),
+                b"fine_labels": [int(v) for v in arrays[f"y_{split}"]],
+                b"coarse_labels": [int(v) for v in arrays[f"y_{split}_coarse"]],
+                b"data": hwc_to_rows(arrays[f"x_{split}"]),
+            }))
+        add_member(tar, "cifar-100-python/meta", pickle_bytes({
+            b"fine_label_names": [name.encode() for name in spec.class_names],
+            b"coarse_label_names": [name.encode() for name in spec.coarse_class_names],
+        }))
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def cifar_spec_by_md5(base: str, archive: Path) -> DatasetSpec:
+    spec = dataclasses.replace(DATASETS[base], split_sizes=CIFAR_SPLITS)
+    return spec.with_archive_md5s({archive.name: md5_of(archive)})
+
+
+def assert_no_prepared_output(out_dir: Path) -> None:
+    assert not (out_dir / "data.npz").exists()
+    assert not (out_dir / "manifest.json").exists()
+    # No temporary files either (out_dir itself is removed if we created it).
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+def assert_arrays_equal(loaded: dict, expected: dict[str, np.ndarray]) -> None:
+    for name, array in expected.items():
+        assert loaded[name].dtype == array.dtype, name
+        np.testing.assert_array_equal(loaded[name], array, err_msg=name)
+
+
+# --------------------------------------------------------------------------- registry
+
+def test_registry_has_expected_datasets_and_upstream_md5s():
+    assert set(DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100"}
+    assert DATASETS["cifar10"].archives[0].md5 == "c58f30108f718f92721af3b95e74349a"
+    assert DATASETS["cifar100"].archives[0].md5 == "eb9058c3a382ffc7106e4002c42a8d85"
+    assert len(DATASETS["cifar100"].class_names) == 100
+    assert len(DATASETS["cifar100"].coarse_class_names) == 20
+    assert all(DATASETS["fashion_mnist"].content_sha256.values())
+
+
+def test_unknown_dataset_name_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="one of"):
+        prepare_dataset("imagenet", tmp_path / "out", download_dir=tmp_path / "dl")
+
+
+# --------------------------------------------------------------------------- IDX
+
+@pytest.mark.parametrize("base", ["mnist", "fashion_mnist"])
+def test_idx_archives_parse_to_written_arrays(tmp_path, base):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    out_dir = tmp_path / "out"
+    npz_path = prepare_dataset(base, out_dir, download_dir=tmp_path / "dl", mirror=mirror,
+                               spec=idx_spec_by_md5(base, mirror))
+    assert npz_path == out_dir / "data.npz"
+    loaded = load_prepared(npz_path)
+    assert_arrays_equal(loaded, arrays)
+    manifest = loaded["manifest"]
+    assert manifest == json.loads((out_dir / "manifest.json").read_text())
+    assert manifest["name"] == base
+    assert manifest["shapes"]["x_train"] == [6, 28, 28]
+    assert manifest["sha256"]["x_test"] == array_sha256(arrays["x_test"])
+    assert {a["verified_by"] for a in manifest["archives"]} == {"md5"}
+    assert manifest["source"][0].startswith("mirror:")
+    assert manifest["class_names"] == list(DATASETS[base].class_names)
+    assert isinstance(loaded["x_train"], np.memmap)
+    assert not loaded["x_train"].flags.writeable
+    assert sorted(p.name for p in out_dir.iterdir()) == ["data.npz", "manifest.json"]
+
+
+def test_file_url_mirror_is_accepted(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    npz_path = prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl",
+                               mirror=mirror.as_uri(), spec=idx_spec_by_md5("mnist", mirror))
+    assert_arrays_equal(load_prepared(npz_path), arrays)
+
+
+def test_recompressed_archive_is_accepted_by_content_hash(tmp_path):
+    # Same content as upstream, different gzip bytes: the Debian situation.
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays, compresslevel=1)
+    npz_path = prepare_dataset("fashion_mnist", tmp_path / "out", download_dir=tmp_path / "dl",
+                               mirror=mirror, spec=idx_spec_by_content("fashion_mnist", arrays))
+    loaded = load_prepared(npz_path)
+    assert_arrays_equal(loaded, arrays)
+    assert {a["verified_by"] for a in loaded["manifest"]["archives"]} == {"content_sha256"}
+
+
+def test_md5_mismatch_without_pinned_content_hash_is_rejected(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    # MNIST has no pinned content hashes, so a non-upstream archive is refused.
+    spec = dataclasses.replace(DATASETS["mnist"], split_sizes=SMALL_SPLITS)
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError) as raised:
+        prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    message = str(raised.value)
+    assert "train-images-idx3-ubyte.gz" in message
+    assert "f68b3c2dcbeaaa9fbdd348bbdeb94873" in message  # expected
+    assert md5_of(mirror / "train-images-idx3-ubyte.gz") in message  # found
+    assert "Fix:" in message
+    assert_no_prepared_output(out_dir)
+
+
+def test_content_hash_mismatch_is_rejected(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    spec = idx_spec_by_content("fashion_mnist", make_idx_arrays(seed=1))
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="SHA-256") as raised:
+        prepare_dataset("fashion_mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    assert "train-images-idx3-ubyte.gz" in str(raised.value)
+    assert_no_prepared_output(out_dir)
+
+
+def test_truncated_gzip_fails_cleanly_and_rerun_after_fix_works(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    spec = idx_spec_by_content("fashion_mnist", arrays)
+    images = mirror / "train-images-idx3-ubyte.gz"
+    good_bytes = images.read_bytes()
+    images.write_bytes(good_bytes[: len(good_bytes) // 2])
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="truncated or corrupt gzip") as raised:
+        prepare_dataset("fashion_mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    assert str(images) in str(raised.value)
+    assert_no_prepared_output(out_dir)
+
+    images.write_bytes(good_bytes)
+    npz_path = prepare_dataset("fashion_mnist", out_dir, download_dir=tmp_path / "dl",
+                               mirror=mirror, spec=spec)
+    assert_arrays_equal(load_prepared(npz_path), arrays)
+
+
+def test_tampered_gzip_is_rejected(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays, compresslevel=0)
+    spec = idx_spec_by_content("fashion_mnist", arrays)
+    images = mirror / "train-images-idx3-ubyte.gz"
+    tampered = bytearray(images.read_bytes())
+    tampered[len(tampered) // 2] ^= 0xFF  # inside the stored block: only the CRC notices
+    images.write_bytes(bytes(tampered))
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="corrupt gzip") as raised:
+        prepare_dataset("fashion_mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    assert "train-images-idx3-ubyte.gz" in str(raised.value)
+    assert_no_prepared_output(out_dir)
+
+
+def test_wrong_idx_magic_is_rejected(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    # A labels file whose header claims 3 dimensions (the images magic).
+    write_idx_gz(mirror / "train-labels-idx1-ubyte.gz", arrays["y_train"], magic=2051)
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="magic number 2049") as raised:
+        prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror,
+                        spec=idx_spec_by_md5("mnist", mirror))
+    assert "train-labels-idx1-ubyte.gz" in str(raised.value)
+    assert "2051" in str(raised.value)
+    assert_no_prepared_output(out_dir)
+
+
+def test_wrong_image_count_is_rejected(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    write_idx_gz(mirror / "t10k-images-idx3-ubyte.gz", arrays["x_test"][:3], magic=2051)
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match=r"dimensions \(4, 28, 28\)") as raised:
+        prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror,
+                        spec=idx_spec_by_md5("mnist", mirror))
+    assert "t10k-images-idx3-ubyte.gz" in str(raised.value)
+    assert "(3, 28, 28)" in str(raised.value)
+    assert_no_prepared_output(out_dir)
+
+
+def test_idx_payload_length_mismatch_is_rejected(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    labels = mirror / "t10k-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(labels.read_bytes())
+    labels.write_bytes(gzip.compress(raw[:-1], mtime=0))  # valid gzip, short payload
+    with pytest.raises(DatasetError, match="4 data bytes"):
+        prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", mirror=mirror,
+                        spec=idx_spec_by_md5("mnist", mirror))
+
+
+def test_label_out_of_range_is_rejected(tmp_path):
+    arrays = make_idx_arrays()
+    arrays["y_train"][0] = 10
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    with pytest.raises(DatasetError, match=r"values in 0\.\.9"):
+        prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", mirror=mirror,
+                        spec=idx_spec_by_md5("mnist", mirror))
+
+
+def test_missing_mirror_file_is_rejected_and_fixed_by_adding_it(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    spec = idx_spec_by_md5("mnist", mirror)
+    missing = mirror / "t10k-labels-idx1-ubyte.gz"
+    saved = missing.read_bytes()
+    missing.unlink()
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte.gz") as raised:
+        prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    assert "Fix:" in str(raised.value)
+    assert_no_prepared_output(out_dir)
+    missing.write_bytes(saved)
+    prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    assert (out_dir / "data.npz").exists()
+
+
+def test_missing_mirror_folder_is_rejected(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl",
+                        mirror=tmp_path / "nowhere")
+
+
+def test_failed_run_keeps_previous_good_output_intact(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    spec = idx_spec_by_md5("mnist", mirror)
+    out_dir = tmp_path / "out"
+    prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    before = (out_dir / "data.npz").read_bytes()
+    (mirror / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DatasetError):
+        prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror, spec=spec)
+    assert (out_dir / "data.npz").read_bytes() == before
+    assert sorted(p.name for p in out_dir.iterdir()) == ["data.npz", "manifest.json"]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+def test_http_download_goes_to_download_dir_and_is_not_repeated(tmp_path, serve_folder):
+    arrays = make_idx_arrays()
+    served = write_idx_mirror(tmp_path / "served", arrays)
+    spec = idx_spec_by_md5("mnist", served)
+    url = serve_folder(served)
+    download_dir = tmp_path / "dl"
+    prepare_dataset("mnist", tmp_path / "out1", download_dir=download_dir, mirror=url, spec=spec)
+    assert sorted(p.name for p in download_dir.iterdir()) == sorted(IDX_FILES.values())
+    # Remove the served files: the second run must come from the verified cache.
+    for served_file in served.iterdir():
+        served_file.unlink()
+    npz_path = prepare_dataset("mnist", tmp_path / "out2", download_dir=download_dir, mirror=url, spec=spec)
+    loaded = load_prepared(npz_path)
+    assert_arrays_equal(loaded, arrays)
+    assert loaded["manifest"]["source"][0].startswith("cache:")
+
+
+@pytest.fixture
+def serve_folder():
+    """Serve a folder over HTTP on localhost; yields a function returning the base URL."""
+    servers = []
+
+    def start(folder: Path) -> str:
+        handler = lambda *a, **k: _QuietHandler(*a, directory=str(folder), **k)  # noqa: E731
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_with_wrong_md5_is_not_cached(tmp_path, serve_folder):
+    served = write_idx_mirror(tmp_path / "served", make_idx_arrays())
+    spec = idx_spec_by_md5("mnist", served).with_archive_md5s(
+        {"train-images-idx3-ubyte.gz": "0" * 32})
+    download_dir = tmp_path / "dl"
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="downloaded MD5") as raised:
+        prepare_dataset("mnist", out_dir, download_dir=download_dir,
+                        mirror=serve_folder(served), spec=spec)
+    assert "train-images-idx3-ubyte.gz" in str(raised.value)
+    assert not (download_dir / "train-images-idx3-ubyte.gz").exists()
+    assert not any(download_dir.glob("*.part"))
+    assert_no_prepared_output(out_dir)
+
+
+def test_failed_download_is_a_dataset_error(tmp_path):
+    spec = dataclasses.replace(DATASETS["mnist"], base_urls=("http://127.0.0.1:9/",))
+    with pytest.raises(DatasetError, match="every attempt failed"):
+        prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", spec=spec)
+    assert not any((tmp_path / "dl").glob("*.part"))
+
+
+# --------------------------------------------------------------------------- CIFAR
+
+def test_cifar10_archive_parses_to_hwc_arrays(tmp_path):
+    arrays = make_cifar_arrays(seed=2, class_count=10)
+    archive = write_cifar10_archive(tmp_path / "mirror" / "cifar-10-python.tar.gz", arrays)
+    npz_path = prepare_dataset("cifar10", tmp_path / "out", download_dir=tmp_path / "dl",
+                               mirror=archive.parent, spec=cifar_spec_by_md5("cifar10", archive))
+    loaded = load_prepared(npz_path)
+    assert_arrays_equal(loaded, arrays)
+    assert loaded["x_train"].shape == (10, 32, 32, 3)
+    assert loaded["manifest"]["class_names"][0] == "airplane"
+    assert loaded["manifest"]["archives"][0]["md5_found"] == md5_of(archive)
+
+
+def test_cifar100_archive_parses_fine_and_coarse_labels(tmp_path):
+    arrays = make_cifar_arrays(seed=3, class_count=100, coarse_count=20)
+    archive = write_cifar100_archive(tmp_path / "mirror" / "cifar-100-python.tar.gz", arrays)
+    npz_path = prepare_dataset("cifar100", tmp_path / "out", download_dir=tmp_path / "dl",
+                               mirror=archive.parent, spec=cifar_spec_by_md5("cifar100", archive))
+    loaded = load_prepared(npz_path)
+    assert_arrays_equal(loaded, arrays)
+    manifest = loaded["manifest"]
+    assert manifest["coarse_class_names"] == list(DATASETS["cifar100"].coarse_class_names)
+    assert manifest["shapes"]["y_test_coarse"] == [3]
+
+
+def test_truncated_cifar_archive_fails_cleanly(tmp_path):
+    arrays = make_cifar_arrays(seed=2, class_count=10)
+    archive = write_cifar10_archive(tmp_path / "mirror" / "cifar-10-python.tar.gz", arrays)
+    spec = dataclasses.replace(
+        cifar_spec_by_md5("cifar10", archive),
+        content_sha256={name: array_sha256(array) for name, array in arrays.items()},
+    ).with_archive_md5s({archive.name: None})
+    good_bytes = archive.read_bytes()
+    archive.write_bytes(good_bytes[: len(good_bytes) * 2 // 3])
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="truncated or corrupt archive") as raised:
+        prepare_dataset("cifar10", out_dir, download_dir=tmp_path / "dl", mirror=archive.parent, spec=spec)
+    assert "cifar-10-python.tar.gz" in str(raised.value)
+    assert_no_prepared_output(out_dir)
+    archive.write_bytes(good_bytes)
+    npz_path = prepare_dataset("cifar10", out_dir, download_dir=tmp_path / "dl",
+                               mirror=archive.parent, spec=spec)
+    assert load_prepared(npz_path)["manifest"]["archives"][0]["verified_by"] == "content_sha256"
+
+
+def test_tampered_cifar_archive_fails_md5(tmp_path):
+    arrays = make_cifar_arrays(seed=2, class_count=10)
+    archive = write_cifar10_archive(tmp_path / "mirror" / "cifar-10-python.tar.gz", arrays)
+    spec = cifar_spec_by_md5("cifar10", archive)
+    tampered = bytearray(archive.read_bytes())
+    tampered[len(tampered) // 2] ^= 0x01
+    archive.write_bytes(bytes(tampered))
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError, match="MD5") as raised:
+        prepare_dataset("cifar10", out_dir, download_dir=tmp_path / "dl", mirror=archive.parent, spec=spec)
+    assert "cifar-10-python.tar.gz" in str(raised.value)
+    assert_no_prepared_output(out_dir)
+
+
+def test_cifar_wrong_image_count_is_rejected(tmp_path):
+    arrays = make_cifar_arrays(seed=2, class_count=10)
+    archive = write_cifar10_archive(tmp_path / "mirror" / "cifar-10-python.tar.gz", arrays)
+    spec = dataclasses.replace(cifar_spec_by_md5("cifar10", archive), split_sizes={"train": 12, "test": 3})
+    with pytest.raises(DatasetError, match="12 train images"):
+        prepare_dataset("cifar10", tmp_path / "out", download_dir=tmp_path / "dl",
+                        mirror=archive.parent, spec=spec)
+
+
+def test_cifar_class_names_are_checked(tmp_path):
+    arrays = make_cifar_arrays(seed=2, class_count=10)
+    names = list(DATASETS["cifar10"].class_names)
+    names[0] = "plane"
+    archive = write_cifar10_archive(tmp_path / "mirror" / "cifar-10-python.tar.gz", arrays, names)
+    with pytest.raises(DatasetError, match="class_names"):
+        prepare_dataset("cifar10", tmp_path / "out", download_dir=tmp_path / "dl",
+                        mirror=archive.parent, spec=cifar_spec_by_md5("cifar10", archive))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pickle payload executed",))
+
+
+def test_cifar_pickle_with_foreign_globals_is_refused(tmp_path):
+    archive = tmp_path / "mirror" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for member in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+            add_member(tar, f"cifar-10-batches-py/{member}", pickle_bytes({b"data": _Evil()}))
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(DatasetError, match="not allowed"):
+        prepare_dataset("cifar10", tmp_path / "out", download_dir=tmp_path / "dl",
+                        mirror=archive.parent, spec=cifar_spec_by_md5("cifar10", archive))
+
+
+# --------------------------------------------------------------------------- digits
+
+def test_digits_all_in_train_and_scaled_to_uint8(tmp_path):
+    from sklearn.datasets import load_digits
+
+    npz_path = prepare_dataset("digits", tmp_path / "out", download_dir=tmp_path / "dl")
+    loaded = load_prepared(npz_path)
+    assert loaded["x_train"].shape == (1797, 8, 8) and loaded["x_train"].dtype == np.uint8
+    assert loaded["x_test"].shape == (0, 8, 8) and loaded["y_test"].shape == (0,)
+    assert loaded["y_train"].dtype == np.int64
+    raw = load_digits()
+    np.testing.assert_array_equal(loaded["x_train"], np.floor(raw.images * 255 / 16 + 0.5))
+    np.testing.assert_array_equal(loaded["y_train"], raw.target)
+    assert loaded["manifest"]["has_official_test"] is False
+    assert loaded["manifest"]["source"].startswith("sklearn")
+    assert int(loaded["x_train"].max()) == 255
+
+
+# --------------------------------------------------------------------------- load_prepared
+
+def test_load_prepared_missing_file_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="prepare_dataset"):
+        load_prepared(tmp_path / "absent" / "data.npz")
+
+
+def test_load_prepared_non_npz_is_a_dataset_error(tmp_path):
+    bogus = tmp_path / "data.npz"
+    bogus.write_bytes(b"hello")
+    with pytest.raises(DatasetError, match="unreadable"):
+        load_prepared(bogus)
+
+
+# --------------------------------------------------------------------------- real data
+
+@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(),
+                    reason="Debian package dataset-fashion-mnist is not installed "
+                           "(apt-get install dataset-fashion-mnist)")
+def test_debian_fashion_mnist_passes_content_hash_path(tmp_path):
+    npz_path = prepare_dataset("fashion_mnist", tmp_path / "out", download_dir=tmp_path / "dl",
+                               mirror=DEBIAN_FASHION_MNIST)
+    loaded = load_prepared(npz_path)
+    assert loaded["x_train"].shape == (60000, 28, 28)
+    assert loaded["x_test"].shape == (10000, 28, 28)
+    assert np.bincount(loaded["y_train"]).tolist() == [6000] * 10
+    assert np.bincount(loaded["y_test"]).tolist() == [1000] * 10
+    manifest = loaded["manifest"]
+    assert {a["verified_by"] for a in manifest["archives"]} == {"content_sha256"}
+    assert manifest["sha256"] == dict(DATASETS["fashion_mnist"].content_sha256)
+    assert not (tmp_path / "dl").exists()  # a local mirror is read in place
+
+
+# --------------------------------------------------------------------------- Python 2 pickles
+
+def python2_style_array_pickle(rows: np.ndarray, labels: list[int]) -> bytes:
+    """Hand-assemble the protocol-2 pickle Python 2's cPickle writes for a CIFAR batch.
+
+    The real archives were written by Python 2: strings are SHORT_BINSTRING /
+    BINSTRING opcodes and arrays reference ``numpy.core.multiarray``.  Python 3
+    cannot produce these opcodes, so they are spelled out here.
+    """
+    def short_str(value: bytes) -> bytes:
+        return b"U" + bytes([len(value)]) + value
+
+    def long_str(value: bytes) -> bytes:
+        return b"T" + len(value).to_bytes(4, "little") + value
+
+    def small_int(value: int) -> bytes:
+        return b"K" + bytes([value])
+
+    n_rows, n_cols = rows.shape
+    dtype = (b"cnumpy\ndtype\n" + short_str(b"u1") + small_int(0) + small_int(1) + b"\x87R"
+             + b"(" + small_int(3) + short_str(b"|") + b"NNN"
+             + b"J\xff\xff\xff\xffJ\xff\xff\xff\xff" + small_int(0) + b"tb")
+    shape = b"M" + n_rows.to_bytes(2, "little") + b"M" + n_cols.to_bytes(2, "little") + b"\x86"
+    array = (b"cnumpy.core.multiarray\n_reconstruct\n" + b"cnumpy\nndarray\n"
+             + small_int(0) + b"\x85" + short_str(b"b") + b"\x87R"
+             + b"(" + small_int(1) + shape + dtype + b"\x89" + long_str(rows.tobytes()) + b"tb")
+    label_list = b"](" + b"".join(small_int(v) for v in labels) + b"e"
+    return (b"\x80\x02}(" + short_str(b"data") + array + short_str(b"labels") + label_list
+            + b"u.")
+
+
+def test_python2_pickled_batches_decode(tmp_path):
+    arrays = make_cifar_arrays(seed=4, class_count=10)
+    archive = tmp_path / "mirror" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for batch in range(5):
+            rows = slice(2 * batch, 2 * batch + 2)
+            add_member(tar, f"cifar-10-batches-py/data_batch_{batch + 1}", python2_style_array_pickle(
+                hwc_to_rows(arrays["x_train"][rows]), [int(v) for v in arrays["y_train"][rows]]))
+        add_member(tar, "cifar-10-batches-py/test_batch", python2_style_array_pickle(
+            hwc_to_rows(arrays["x_test"]), [int(v) for v in arrays["y_test"]]))
+        add_member(tar, "cifar-10-batches-py/batches.meta", pickle_bytes({
+            b"label_names": [name.encode() for name in DATASETS["cifar10"].class_names]}))
+    archive.write_bytes(buffer.getvalue())
+    npz_path = prepare_dataset("cifar10", tmp_path / "out", download_dir=tmp_path / "dl",
+                               mirror=archive.parent, spec=cifar_spec_by_md5("cifar10", archive))
+    assert_arrays_equal(load_prepared(npz_path), arrays)
