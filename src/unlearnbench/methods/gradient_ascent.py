@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..engine import SGD
 from .base import UnlearningMethod, knob, register
 
 
@@ -24,7 +25,7 @@ class GradientAscent(UnlearningMethod):
     def unlearn(self, model, data, ctx):
         k = self.knobs
         x, y = data.forget
-        optimizer = torch.optim.SGD(model.parameters(), lr=k.lr, momentum=k.momentum)
+        optimizer = SGD(model.parameters(), lr=k.lr, momentum=k.momentum)
         for epoch in range(k.epochs):
             # eval mode: batch-norm statistics stay those of the training data, not of the forget set
             model.eval()
@@ -32,7 +33,7 @@ class GradientAscent(UnlearningMethod):
             for start in range(0, len(x), k.batch_size):
                 idx = order[start:start + k.batch_size]
                 loss = -F.cross_entropy(model(x[idx]), y[idx])
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
             ctx.log(f"epoch {epoch + 1}/{k.epochs} forget CE {-loss.item():.4f}")

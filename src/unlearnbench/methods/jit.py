@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..engine import SGD
 from .base import UnlearningMethod, knob, register
 
 
@@ -41,14 +42,14 @@ class JiT(UnlearningMethod):
     def unlearn(self, model, data, ctx):
         k = self.knobs
         x, _ = data.forget
-        optimizer = torch.optim.SGD(model.parameters(), lr=k.lr)
+        optimizer = SGD(model.parameters(), lr=k.lr)
         model.eval()
         for epoch in range(k.epochs):
             order = torch.randperm(len(x), generator=ctx.generator).to(x.device)
             for start in range(0, len(x), k.batch_size):
                 xb = model.normalize(x[order[start:start + k.batch_size]])
                 loss = lipschitz_loss(model, xb, k.sigma, k.n_perturbations, ctx.generator)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
             ctx.log(f"epoch {epoch + 1}/{k.epochs} lipschitz loss {loss.item():.4f}")
