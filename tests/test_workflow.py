@@ -1,0 +1,157 @@
+"""The Snakemake workflow end to end, in a copy of the repository, scaled down to 3 seeds.
+
+Also checks incremental reruns (dry runs after changes) and config errors that stop the run before any job.
+Every snakemake call has a timeout.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SEEDS = 3
+
+pytestmark = pytest.mark.slow
+
+
+def _copy_workflow(dest: Path) -> Path:
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, dest / name)
+    for name in ("rules", "workflow_scripts", "config"):
+        shutil.copytree(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}  # the copy's package, so edits stay in the copy
+    return subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Job counts per rule of a dry run."""
+    result = snakemake(workdir, "--dry-run", *args, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[-1]
+    counts = {}
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if m and m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def _write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "test_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def completed(tmp_path_factory):
+    workdir = _copy_workflow(tmp_path_factory.mktemp("workflow"))
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["seeds"] = SEEDS
+    cfg_path = _write_config(workdir, config)
+    result = snakemake(workdir, "--configfile", str(cfg_path))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workdir, config, cfg_path
+
+
+def test_default_workflow_produces_table_figure_and_summary(completed):
+    workdir, config, _ = completed
+    results = workdir / "results"
+    for name in ("paper/table_uib.tex", "paper/fig_metrics.pdf", "paper/fig_metrics.png", "paper/fig_bias_trace.pdf",
+                 "summary/runs.csv", "summary/runs.parquet", "summary/summary.csv", "summary/stats.csv",
+                 "summary/summary.md"):
+        assert (results / name).stat().st_size > 0, name
+    summary = pd.read_csv(results / "summary/summary.csv")
+    cell = summary.set_index(["dataset", "scenario", "method", "metric"])
+    retrain_forget = cell.loc[("digits", "random", "retrain", "forget_acc"), "mean"]
+    retrain_f1 = cell.loc[("digits", "random", "retrain", "test_f1"), "mean"]
+    assert 0.8 <= retrain_forget <= 1.0 and 0.9 <= retrain_f1 <= 1.0
+    assert cell.loc[("digits_c", "bias", "retrain", "bias_cramers_v"), "mean"] < 0.4
+    assert cell.loc[("digits_c", "bias", "original", "bias_cramers_v"), "mean"] > 0.8
+    runs = pd.read_parquet(results / "summary/runs.parquet")
+    assert runs["value"].notna().all()
+    per_cell = runs.groupby(["dataset", "scenario", "method", "metric"]).seed.nunique()
+    assert (per_cell == SEEDS).all()
+    table = (results / "paper/table_uib.tex").read_text()
+    assert "\\toprule" in table and "Patterns and Biases" in table and "Random Data Points" in table
+    assert "nan" not in table.lower()
+    stats = pd.read_csv(results / "summary/stats.csv")
+    assert {"pvalue", "pvalue_holm", "rank_biserial", "n", "note"} <= set(stats.columns)
+    for rule in ("baseline", "unlearn", "aggregate"):
+        assert any((results / "logs").glob(f"**/*")), rule
+    assert any((results / "benchmarks" / "unlearn").glob("*.tsv"))
+
+
+def test_complete_run_has_nothing_left(completed):
+    workdir, _, cfg = completed
+    assert planned_jobs(workdir, "--configfile", str(cfg)) == {}
+
+
+REPORT = {"aggregate": 1, "statistics": 1, "figures": 1, "tables": 1, "all": 1}
+
+
+def test_changing_one_knob_reruns_only_that_method(completed):
+    workdir, config, _ = completed
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["methods"]["jit"]["lr"] = 0.004
+    cfg = _write_config(workdir, changed)
+    n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
+    assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments, **REPORT}
+
+
+def test_adding_a_seed_runs_only_that_seeds_jobs(completed):
+    workdir, config, _ = completed
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["seeds"] = list(range(SEEDS + 1))
+    cfg = _write_config(workdir, changed)
+    n_datasets = len(config["datasets"])
+    n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
+    expected = {"baseline": n_datasets, "retrain_oracle": n_experiments, "evaluate_original": n_experiments,
+                "unlearn": n_experiments * len(config["methods"]), **REPORT}
+    assert planned_jobs(workdir, "--configfile", str(cfg)) == expected
+
+
+def test_editing_one_method_module_reruns_only_that_method(completed):
+    workdir, config, cfg = completed
+    module = workdir / "src/unlearnbench/methods/gradient_ascent.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n# an edit\n")
+        n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
+        assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments, **REPORT}
+    finally:
+        module.write_text(original)
+
+
+@pytest.mark.parametrize("mutate,key", [
+    (lambda c: c["methods"]["jit"].update(method="nope"), "methods.jit.method"),
+    (lambda c: c["methods"]["finetune"].update(lr=-0.1), "methods.finetune.lr"),
+    (lambda c: c["scenarios"]["random"].update(fraction=1.5), "fraction"),
+    (lambda c: c["datasets"]["digits"].update(source="imagenet"), "source"),
+])
+def test_bad_config_stops_before_any_job_and_names_the_key(tmp_path, mutate, key):
+    workdir = _copy_workflow(tmp_path)
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    mutate(config)
+    cfg = _write_config(workdir, config)
+    result = snakemake(workdir, "--configfile", str(cfg), "--dry-run", timeout=120)
+    assert result.returncode != 0
+    assert key in result.stderr + result.stdout
+    assert not (workdir / "results").exists()
