@@ -30,7 +30,7 @@ rule prepare_experiment:
         f"{RESULTS}/{{dataset}}/data/experiment.npz",
         f"{RESULTS}/{{dataset}}/data/experiment.json",
     params:
-        dataset=lambda wc: {k: v for k, v in dataset_cfg(wc).items() if k in ("source", "split", "colour")},
+        dataset=lambda wc: {k: v for k, v in dataset_cfg(wc).items() if k in ("source", "split", "colour", "labels")},
         data_seed=config["data_seed"],
     log:
         f"{RESULTS}/logs/prepare_experiment/{{dataset}}.log",

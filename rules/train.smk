@@ -2,6 +2,21 @@
 # seed, from scratch on D \ ΔD). The oracle is also evaluated here, as method "retrain".
 
 
+def job_resources(kind):
+    """Cluster resources of a training ("train") or unlearning ("unlearn") job: config["resources"][kind]
+    with the schema's defaults (one GPU, cpus_per_gpu, mem_mb, runtime in minutes). The SLURM executor turns
+    them into --gpus, --cpus-per-gpu, --mem and --time; a local run ignores gpu, cpus_per_gpu and runtime.
+    gpu: 0 makes a CPU job (then --cpus-per-task comes from threads)."""
+    res = dict(config["resources"].get(kind) or {})
+    res.setdefault("gpu", 1)
+    res.setdefault("cpus_per_gpu", 4)
+    res.setdefault("mem_mb", 16000)
+    res.setdefault("runtime", {"train": 240, "unlearn": 60}[kind])
+    if not res["gpu"]:
+        res.pop("cpus_per_gpu")
+    return res
+
+
 def training_params(wildcards):
     ds = config["datasets"][wildcards.dataset]
     return {"model": ds["model"], "train": ds["train"]}
@@ -17,7 +32,7 @@ rule baseline:
         device=config["device"],
     threads: 1
     resources:
-        **config["resources"].get("train", {}),
+        **job_resources("train"),
     log:
         f"{RESULTS}/logs/baseline/{{dataset}}_seed{{seed}}.log",
     benchmark:
@@ -39,7 +54,7 @@ rule retrain_oracle:
         device=config["device"],
     threads: 1
     resources:
-        **config["resources"].get("train", {}),
+        **job_resources("train"),
     log:
         f"{RESULTS}/logs/retrain/{{dataset}}_{{scenario}}_seed{{seed}}.log",
     benchmark:

@@ -2,13 +2,18 @@
 # the method alone and then evaluates it (one process, so torch starts once per run).
 
 
+from unlearnbench.config import setting_knobs, setting_source_hash
+
+
 def run_params(wildcards):
     spec = config["methods"][wildcards.run]
     return {
         "method": spec["method"],
         "setting": spec.get("setting", "standard"),
         "knobs": method_knobs(config, wildcards.run),
+        "setting_knobs": setting_knobs(config, wildcards.run),
         "source_sha256": method_source_hash(spec["method"]),
+        "setting_sha256": setting_source_hash(),
     }
 
 
@@ -28,8 +33,12 @@ rule unlearn:
         device=config["device"],
         fail=lambda wc: config["fault_injection"] == f"{wc.dataset}/{wc.scenario}/{wc.seed}/{wc.run}",
     threads: 1
+    # Short jobs: grouped so that N of them share one sbatch call (group-components in slurm/config.yaml);
+    # ignored by local runs.
+    group:
+        "unlearn"
     resources:
-        **config["resources"].get("unlearn", {}),
+        **job_resources("unlearn"),
     log:
         f"{RESULTS}/logs/unlearn/{{dataset}}_{{scenario}}_seed{{seed}}_{{run}}.log",
     benchmark:

@@ -54,8 +54,8 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return counts
 
 
-def _write_config(workdir: Path, config: dict) -> Path:
-    path = workdir / "test_config.yaml"
+def _write_config(workdir: Path, config: dict, name: str = "test_config") -> Path:
+    path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -111,7 +111,7 @@ def test_changing_one_knob_reruns_only_that_method(completed):
     workdir, config, _ = completed
     changed = yaml.safe_load(yaml.safe_dump(config))
     changed["methods"]["jit"]["lr"] = 0.004
-    cfg = _write_config(workdir, changed)
+    cfg = _write_config(workdir, changed, "changed_knob")
     n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
     assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments, **REPORT}
 
@@ -120,7 +120,7 @@ def test_adding_a_seed_runs_only_that_seeds_jobs(completed):
     workdir, config, _ = completed
     changed = yaml.safe_load(yaml.safe_dump(config))
     changed["seeds"] = list(range(SEEDS + 1))
-    cfg = _write_config(workdir, changed)
+    cfg = _write_config(workdir, changed, "added_seed")
     n_datasets = len(config["datasets"])
     n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
     expected = {"baseline": n_datasets, "retrain_oracle": n_experiments, "evaluate_original": n_experiments,

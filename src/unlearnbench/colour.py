@@ -53,11 +53,21 @@ def random_colours(n: int, n_colours: int, rng: np.random.Generator) -> np.ndarr
     return rng.integers(0, n_colours, size=n).astype(np.int64)
 
 
-def render(gray: np.ndarray, colour_idx: np.ndarray, palette: np.ndarray, mode: str = "background") -> np.ndarray:
+PATTERN_MODES = ("patch", "border")
+DEFAULT_PATCH_SIZE = {"patch": 4, "border": 2}
+
+
+def render(gray: np.ndarray, colour_idx: np.ndarray, palette: np.ndarray, mode: str = "background",
+           patch_size: int | None = None) -> np.ndarray:
     """Render (N, H, W) uint8 strokes with per-image colours to (N, H, W, 3) uint8 RGB.
 
     background: stroke intensity alpha blends white over the colour; foreground: colour scaled by alpha on black.
+    patch / border (systematic pattern for natural RGB images, e.g. CIFAR-10): the image is kept and a solid
+    `patch_size` x `patch_size` square in the top-left corner (patch) or a `patch_size`-pixel frame (border) is
+    painted in the colour. These modes also take (N, H, W, 3) RGB input; grayscale input is replicated to RGB.
     """
+    if mode in PATTERN_MODES:
+        return render_pattern(gray, colour_idx, palette, mode, patch_size)
     alpha = gray.astype(np.float32)[..., None] / 255.0
     colour = palette[np.asarray(colour_idx)].astype(np.float32)[:, None, None, :]
     if mode == "background":
@@ -65,5 +75,28 @@ def render(gray: np.ndarray, colour_idx: np.ndarray, palette: np.ndarray, mode: 
     elif mode == "foreground":
         rgb = alpha * colour
     else:
-        raise ValueError(f"colour.mode: expected 'background' or 'foreground', got {mode!r}")
+        raise ValueError(f"colour.mode: expected 'background', 'foreground', 'patch' or 'border', got {mode!r}")
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def render_pattern(images: np.ndarray, colour_idx: np.ndarray, palette: np.ndarray, mode: str,
+                   patch_size: int | None = None) -> np.ndarray:
+    """Paint a solid colour patch (top-left corner) or border onto (N, H, W[, 3]) uint8 images -> (N, H, W, 3)."""
+    size = DEFAULT_PATCH_SIZE[mode] if patch_size is None else int(patch_size)
+    images = np.asarray(images)
+    rgb = np.repeat(images[..., None], 3, axis=-1) if images.ndim == 3 else images.copy()
+    if rgb.ndim != 4 or rgb.shape[-1] != 3:
+        raise ValueError(f"colour.mode={mode}: expected (N, H, W) or (N, H, W, 3) images, got shape {images.shape}")
+    h, w = rgb.shape[1:3]
+    limit = min(h, w) if mode == "patch" else min(h, w) // 2
+    if not 1 <= size <= limit:
+        raise ValueError(f"colour.patch_size={size}: must be in 1..{limit} for {mode} on {h}x{w} images")
+    colour = palette[np.asarray(colour_idx)].astype(np.uint8)[:, None, None, :]
+    if mode == "patch":
+        rgb[:, :size, :size] = colour
+    else:
+        rgb[:, :size] = colour
+        rgb[:, -size:] = colour
+        rgb[:, :, :size] = colour
+        rgb[:, :, -size:] = colour
+    return rgb.astype(np.uint8)

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from .methods.base import ConfigError
 
-SCENARIOS = ("bias", "random")
+SCENARIOS = ("bias", "random", "full_class", "sub_class", "random_n")
 REFERENCE_RUNS = ("retrain", "original")
+RUN_KEYS = ("method", "setting", "setting_knobs")  # a run's keys that are not method knobs
 
 
 def check_config(config: dict) -> None:
     """Raise ConfigError naming the key of the first problem the schema cannot see."""
-    from .methods import make_knobs
+    from .methods import make_knobs, make_setting_knobs
 
     seen = {}
     for run, spec in config["methods"].items():
@@ -28,11 +29,10 @@ def check_config(config: dict) -> None:
                               f"{key[0]!r}; a results table has one row per (setting, method): keep one, or put "
                               f"the variant in its own configuration with its own `results` folder")
         seen[key] = run
-        knobs = {k: v for k, v in spec.items() if k not in ("method", "setting")}
+        knobs = {k: v for k, v in spec.items() if k not in RUN_KEYS}
         make_knobs(spec["method"], knobs, where=f"methods.{run}")
-        if spec.get("setting", "standard") != "standard":
-            raise ConfigError(f"methods.{run}.setting: the {spec['setting']!r} setting is not available yet; "
-                              f"use 'standard'")
+        make_setting_knobs(spec.get("setting", "standard"), spec.get("setting_knobs") or {}, where=f"methods.{run}",
+                           method=spec["method"])
     for name, ds in config["datasets"].items():
         for scenario in ds.get("scenarios", []):
             if scenario not in config["scenarios"]:
@@ -41,6 +41,13 @@ def check_config(config: dict) -> None:
         if "bias" in dataset_scenarios(config, name) and not ds.get("colour", {}).get("enabled", True):
             raise ConfigError(f"datasets.{name}.colour.enabled: the bias scenario needs coloured data; "
                               f"enable colour or set datasets.{name}.scenarios without bias")
+        if ds.get("labels", "fine") == "coarse" and ds["source"] != "cifar100":
+            raise ConfigError(f"datasets.{name}.labels: coarse labels exist only for source cifar100, "
+                              f"not {ds['source']!r}")
+        if "sub_class" in dataset_scenarios(config, name) and ds.get("labels", "fine") != "coarse":
+            raise ConfigError(f"datasets.{name}.labels: the sub_class scenario trains on coarse labels and "
+                              f"forgets one fine class; set labels: coarse (source cifar100) or set "
+                              f"datasets.{name}.scenarios without sub_class")
 
 
 def dataset_scenarios(config: dict, dataset: str) -> list[str]:
@@ -64,8 +71,18 @@ def method_knobs(config: dict, run: str) -> dict:
     from .methods import make_knobs
 
     spec = config["methods"][run]
-    knobs = {k: v for k, v in spec.items() if k not in ("method", "setting")}
+    knobs = {k: v for k, v in spec.items() if k not in RUN_KEYS}
     return asdict(make_knobs(spec["method"], knobs, where=f"methods.{run}"))
+
+
+def setting_knobs(config: dict, run: str) -> dict:
+    """A run's setting knobs with the setting's defaults filled in (what the job actually uses)."""
+    from dataclasses import asdict
+    from .methods import make_setting_knobs
+
+    spec = config["methods"][run]
+    return asdict(make_setting_knobs(spec.get("setting", "standard"), spec.get("setting_knobs") or {},
+                                     where=f"methods.{run}", method=spec["method"]))
 
 
 def method_source_hash(method: str) -> str:
@@ -74,3 +91,10 @@ def method_source_hash(method: str) -> str:
 
     module = inspect.getmodule(REGISTRY[method])
     return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+
+
+def setting_source_hash() -> str:
+    """sha256 of the settings module (sparsity, uib): editing it reruns every run."""
+    from .methods import settings
+
+    return hashlib.sha256(Path(settings.__file__).read_bytes()).hexdigest()[:16]

@@ -24,10 +24,14 @@ def model_outputs(model, data, request, device) -> dict[str, np.ndarray]:
     counterfactual = request.forget_counterfactual(data)
     if counterfactual is not None:
         sets["forget_cf"] = counterfactual
+    if getattr(request, "test_forget_idx", None) is not None:  # class scenarios: forget-/retain-class test sets
+        sets["test_forget"] = request.test_forget_set(data)
+        sets["test_retain"] = request.test_retain_set(data)
     out = {}
     for name, (images, labels) in sets.items():
         x = engine.to_device(images, None, device)
-        out[f"{name}_logits"] = engine.predict_logits(model, x).numpy()
+        out[f"{name}_logits"] = (engine.predict_logits(model, x).numpy() if len(labels) else
+                                 np.zeros((0, data.n_classes), np.float32))
         out[f"{name}_labels"] = np.asarray(labels, dtype=np.int64)
     if data.coloured:
         out["test_colours"] = data.colours("test")
@@ -60,6 +64,10 @@ def compute_metrics(outputs: dict[str, np.ndarray], n_classes: int, *, seed: int
     }
     if "forget_cf_logits" in outputs:
         result["forget_cf_acc"] = metrics.accuracy(outputs["forget_cf_labels"], outputs["forget_cf_logits"].argmax(1))
+    for part in ("forget", "retain"):  # class scenarios: accuracy on the forget-class / retain-class test images
+        if f"test_{part}_logits" in outputs and len(outputs[f"test_{part}_labels"]):
+            result[f"{part}_class_test_acc"] = metrics.accuracy(outputs[f"test_{part}_labels"],
+                                                                outputs[f"test_{part}_logits"].argmax(1))
     if "test_colours" in outputs:
         result.update(bias_metrics(test_logits, outputs["test_colours"], n_classes))
     return {k: float(v) for k, v in result.items()}

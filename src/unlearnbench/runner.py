@@ -107,13 +107,14 @@ def train_model(data_npz: str, request_npz: str | None, out_model: str, dataset_
 
 # ---------------------------------------------------------------------------------------------- unlearning
 
-def _method_inputs(method, data: ExperimentData, request: ForgetRequest, dev):
+def _method_inputs(method, data: ExperimentData, request: ForgetRequest, dev, extra_reads=frozenset()):
+    """The data the method declared (plus what its setting declares; the setting hands the method only its own)."""
     from .methods import UnlearnData
 
     inputs = UnlearnData(n_train=len(data.labels("train")), n_classes=data.n_classes)
     sources = {"forget": request.forget_set, "retain": request.retain_set,
                "forget_counterfactual": request.forget_counterfactual}
-    for kind in method.reads:
+    for kind in sorted(method.reads | extra_reads):
         pair = sources[kind](data)
         if pair is not None:
             setattr(inputs, kind, engine.to_device(*pair, dev))
@@ -139,9 +140,11 @@ def _timed(dev: torch.device):
 
 def run_unlearning(data_npz: str, request_npz: str, baseline: str, run: str, method_name: str, knobs: dict,
                    seed: int, device: str, threads: int, out_model: str, out_run: str, out_outputs: str,
-                   log_path: str | None, fail: bool = False) -> dict:
-    """Apply one unlearning method to the seed's baseline, time it alone, and save the model's outputs."""
-    from .methods import UnlearnContext, build_method
+                   log_path: str | None, fail: bool = False, setting: str = "standard",
+                   setting_knobs: dict | None = None) -> dict:
+    """Apply one unlearning method (in a setting: standard, sparsity, uib) to the seed's baseline, time it alone
+    (the setting's own work, e.g. pruning, included), and save the model's outputs."""
+    from .methods import UnlearnContext, apply_setting, build_method, make_setting_knobs, setting_reads
 
     log = get_logger(log_path).info
     if fail:
@@ -152,15 +155,17 @@ def run_unlearning(data_npz: str, request_npz: str, baseline: str, run: str, met
     request = ForgetRequest.load(request_npz)
     model, baseline_meta = load_model(baseline, data, dev)
     method = build_method(method_name, knobs, where=f"methods.{run}")
-    inputs = _method_inputs(method, data, request, dev)
+    s_knobs = make_setting_knobs(setting, setting_knobs, where=f"methods.{run}", method=method_name)
+    inputs = _method_inputs(method, data, request, dev, extra_reads=setting_reads(setting))
     probe, trace = iteration_probe(data, request, dev)
     probe(0, model)
     before = copy.deepcopy(model.state_dict())
     generator = engine.seed_everything(seed * 7919 + 17)
     ctx = UnlearnContext(dev, generator, log=log, on_iteration=probe)
-    log(f"unlearning with {method_name} {knobs} on {request.scenario}, seed {seed}")
+    log(f"unlearning with {method_name} {knobs} in setting {setting} {setting_knobs or {}} on {request.scenario}, "
+        f"seed {seed}")
     stop = _timed(dev)
-    method.unlearn(model, inputs, ctx)
+    apply_setting(setting, s_knobs, model, method, inputs, ctx)
     wall, device_seconds = stop()
     wall -= ctx.excluded_seconds
     device_seconds = max(0.0, device_seconds - ctx.excluded_seconds)

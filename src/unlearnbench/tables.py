@@ -8,7 +8,8 @@ from .io import atomic_path
 # (metric in summary.csv, column header, scale to the paper's unit)
 UIB_COLUMNS = [("rip", "RIP (\\%)", 1.0), ("mia_efficacy_svc", "MIA-Efficacy (\\%)", 100.0),
                ("test_f1", "Testing F1 Score (\\%)", 100.0), ("ut_minutes", "UT (min)", 1.0)]
-SCENARIO_NAMES = {"bias": "Patterns and Biases", "random": "Random Data Points"}
+SCENARIO_NAMES = {"bias": "Patterns and Biases", "random": "Random Data Points", "full_class": "Full Class",
+                  "sub_class": "Sub-Class", "random_n": "Random Samples"}
 SETTING_ORDER = ["standard", "sparsity", "uib"]
 
 

@@ -1,0 +1,275 @@
+"""`snakemake --profile slurm` against a real single-node SLURM on localhost (Debian 12 packages).
+
+Brings the cluster up with tests/slurm/bringup.sh (installs slurmctld slurmd slurm-client munge with apt-get
+if missing; needs root), runs the scaled-down grid of tests/slurm/test_config.yaml through the repository's
+profile, and checks: artifacts and metrics equal a local run of the same config; SLURM's job records
+(jobcomp/filetxt: no accounting database needed) show the jobs completed; a fault-injected job fails while the
+others finish under --keep-going; a job killed with scancel mid-run is reported failed; a rerun redoes exactly
+what is missing. Every snakemake call runs under `timeout -s INT` (snakemake ignores SIGTERM while jobs run).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "tests" / "slurm"
+TEST_CONFIG = HERE / "test_config.yaml"
+PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+FAULT = ("digits_c", "bias", 1, "gradient_ascent")  # dataset/scenario/seed/run made to fail in the first run
+GROUP_SIZE = 4  # group-components for the test: 12 grouped jobs (8 unlearn + 4 evaluate_original) -> 3 sbatch
+# Metrics that are wall-clock times, not results: excluded from the SLURM-vs-local comparison.
+TIMING_METRICS = {"ut_seconds", "ut_minutes", "ut_device_seconds"}
+
+
+def sh(cmd: list[str], timeout: float = 10, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+# --------------------------------------------------------------------------------------- the cluster ----
+class Cluster:
+    def __init__(self, state: Path, bringup_seconds: float):
+        self.state, self.bringup_seconds = state, bringup_seconds
+
+    def records(self) -> dict[str, dict[str, str]]:
+        """SLURM's record of every finished job (jobcomp/filetxt), by job id."""
+        log = self.state / "jobcomp.log"
+        out = {}
+        for line in log.read_text().splitlines() if log.exists() else []:
+            fields = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+            out[fields["JobId"]] = fields
+        return out
+
+    def queue(self) -> list[tuple[str, str, str]]:
+        """(job id, state, comment) of the jobs squeue knows (MinJobAge=300 keeps finished ones)."""
+        r = sh(["timeout", "10", "squeue", "-h", "-t", "all", "-o", "%i|%T|%k"], timeout=15)
+        return [tuple(line.split("|", 2)) for line in r.stdout.splitlines() if line.count("|") == 2]
+
+
+def _install_packages() -> str | None:
+    """None when the SLURM and munge binaries are there (installing them if needed), else a skip reason."""
+    needed = ["slurmctld", "slurmd", "sbatch", "squeue", "munged"]
+    if all(shutil.which(b) for b in needed):
+        return None
+    if shutil.which("apt-get") is None:
+        return "SLURM is not installed and there is no apt-get to install " + " ".join(PACKAGES)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    r = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
+                       capture_output=True, text=True, env=env, timeout=600)
+    if r.returncode != 0:
+        r = subprocess.run(["sh", "-c", "apt-get update -q && apt-get install -y -q --no-install-recommends "
+                            + " ".join(PACKAGES)], capture_output=True, text=True, env=env, timeout=900)
+    if r.returncode != 0 or not all(shutil.which(b) for b in needed):
+        return f"apt-get install {' '.join(PACKAGES)} failed: {r.stderr.strip()[-500:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("the SLURM test needs root (it installs Debian packages and writes /etc/slurm, /etc/munge)")
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        pytest.skip("snakemake-executor-plugin-slurm is not installed: pip install -e '.[slurm]'")
+    t0 = time.monotonic()
+    reason = _install_packages()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("slurm")
+    try:
+        r = subprocess.run([str(HERE / "bringup.sh"), str(state)], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            pytest.fail(f"SLURM bring-up failed:\n{r.stdout}\n{r.stderr}")
+        c = Cluster(state, time.monotonic() - t0)
+        print(f"\nSLURM up in {c.bringup_seconds:.1f} s (including any apt-get install); state in {state}")
+        yield c
+    finally:
+        # Jobs outlive slurmd (slurmstepd): cancel what is left on this private cluster, then stop the
+        # daemons by the PIDs bringup.sh recorded.
+        subprocess.run(["timeout", "10", "scancel", "--partition", "debug"], capture_output=True)
+        time.sleep(1)
+        subprocess.run([str(HERE / "teardown.sh"), str(state)], capture_output=True, timeout=60)
+
+
+# ------------------------------------------------------------------------------------------ snakemake ----
+class Run:
+    def __init__(self, proc: subprocess.Popen, log: Path):
+        self.proc, self.log = proc, log
+
+    def wait(self) -> "Run":
+        self.proc.wait()
+        self.rc = self.proc.returncode
+        self.text = self.log.read_text()
+        return self
+
+    @property
+    def submitted(self) -> list[str]:
+        return re.findall(r"submitted with SLURM jobid (\d+)", self.text)
+
+    def job_stats(self) -> dict[str, int]:
+        """The 'Job stats' table of the run: rule -> number of jobs."""
+        m = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal", self.text, re.S)
+        assert m, f"no job stats in {self.log}"
+        return {rule: int(n) for rule, n in (line.split() for line in m.group(1).splitlines())}
+
+
+def start(results: Path, log: Path, *extra: str, slurm: bool = True, seconds: int = 420) -> Run:
+    cmd = ["timeout", "-s", "INT", "-k", "30", str(seconds), SNAKEMAKE,
+           "--configfile", str(TEST_CONFIG), "--config", f"results={results}"]
+    if slurm:
+        cmd += [
+            "--profile", "slurm",
+            # the test cluster: default partition, no accounts; the profile's cluster block is replaced
+            "--default-resources", "mem_mb=500", "runtime=10", "--slurm-no-account",
+            "--slurm-logdir", str(results.parent / f"{results.name}_slurm_logs"),
+            # poll fast: these jobs take seconds, not hours
+            "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
+            "--group-components", f"unlearn={GROUP_SIZE}",
+            "--retries", "0",  # the injected fault must fail once, not three times
+            "--latency-wait", "5",
+        ]
+    else:
+        cmd += ["--cores", "2"]
+    cmd += list(extra)
+    fh = open(log, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
+    fh.close()
+    return Run(proc, log)
+
+
+def run_dirs(results: Path) -> list[Path]:
+    import yaml
+
+    cfg = yaml.safe_load(TEST_CONFIG.read_text())
+    runs = ["retrain", "original", *cfg["methods"]]
+    return [results / ds / sc / f"seed{seed}" / run for ds, spec in cfg["datasets"].items()
+            for sc in spec["scenarios"] for seed in range(cfg["seeds"]) for run in runs]
+
+
+ARTIFACTS = ["paper/table_uib.tex", "paper/fig_metrics.pdf", "paper/fig_bias_trace.pdf",
+             "summary/runs.csv", "summary/summary.csv", "summary/stats.csv", "summary/summary.md"]
+
+
+def cancel_when_running(cluster: Cluster, results: Path, found: dict, stop: threading.Event) -> None:
+    """scancel the first retrain_oracle job mid-training: once its per-epoch checkpoint exists (or after it
+    has run 20 s without one)."""
+    seen: dict[str, float] = {}
+    while not stop.is_set():
+        for jobid, state, comment in cluster.queue():
+            m = re.match(r"rule_retrain_oracle_wildcards_(.+)_(\w+)_(\d+)$", comment)
+            if state == "RUNNING" and m:
+                seen.setdefault(jobid, time.monotonic())
+                epoch = results / m.group(1) / m.group(2) / f"seed{m.group(3)}" / "retrain" / "model.pt.epoch"
+                if epoch.exists() or time.monotonic() - seen[jobid] >= 20:
+                    found["checkpoint"] = epoch.exists()
+                    sh(["timeout", "10", "scancel", jobid], timeout=15)
+                    found.update(jobid=jobid, comment=comment)
+                    return
+        time.sleep(0.3)
+
+
+# ------------------------------------------------------------------------------------------- the test ----
+def test_cluster_has_fake_gpus(cluster):
+    r = sh(["timeout", "10", "sinfo", "-h", "-o", "%G %c %T"], timeout=15)
+    assert "gpu:2" in r.stdout and "idle" in r.stdout, r.stdout
+
+
+def test_profile_on_slurm(cluster, tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    t_start = time.monotonic()
+    results, local = tmp_path / "results", tmp_path / "local"
+    dataset, scenario, seed, run = FAULT
+
+    # 1. Through SLURM, with one unlearning job made to fail and one oracle training scancel'ed mid-run.
+    first = start(results, tmp_path / "slurm1.log", "--config", f"results={results}",
+                  f"fault_injection={dataset}/{scenario}/{seed}/{run}")
+    found, stop = {}, threading.Event()
+    watcher = threading.Thread(target=cancel_when_running, args=(cluster, results, found, stop))
+    watcher.start()
+    first.wait()
+    stop.set()
+    watcher.join()
+    t_first = time.monotonic() - t_start
+    assert first.rc not in (124, 137), f"snakemake timed out: {first.log}"
+    assert first.rc != 0, "a failed and a cancelled job must make the run fail"
+    assert found, "no retrain_oracle job was seen running to cancel"
+    assert f"SLURM-job '{found['jobid']}'" in first.text or found["jobid"] in first.text
+    assert "Error in rule unlearn" in first.text or "Error in group unlearn" in first.text, first.text[-3000:]
+    fault_dir = results / dataset / scenario / f"seed{seed}" / run
+    assert not (fault_dir / "run.json").exists()
+    assert not (results / "paper/table_uib.tex").exists()
+    # --keep-going: everything that depends on neither failure was finished.
+    m = re.match(r"rule_retrain_oracle_wildcards_(.+)_(\w+)_(\d+)$", found["comment"])
+    cancelled_dir = results / m.group(1) / m.group(2) / f"seed{m.group(3)}" / "retrain"
+    assert not (cancelled_dir / "run.json").exists()
+    missing = [d for d in run_dirs(results) if not (d / "run.json").exists()]
+    assert fault_dir in missing and cancelled_dir in missing
+    done_before = set(run_dirs(results)) - set(missing)
+
+    # SLURM's records: the cancelled job CANCELLED, the fault's group FAILED, the rest COMPLETED.
+    records = cluster.records()
+    for jobid in first.submitted:
+        assert jobid in records, f"job {jobid} has no SLURM record"
+    states = {jobid: records[jobid]["JobState"] for jobid in first.submitted}
+    assert states[found["jobid"]] == "CANCELLED", states
+    assert list(states.values()).count("FAILED") == 1, states
+    assert list(states.values()).count("COMPLETED") == len(states) - 2, states
+
+    # 2. The rerun, fault removed: exactly what is missing, nothing that was complete.
+    mtimes = {p: p.stat().st_mtime_ns for d in done_before for p in d.iterdir()}
+    second = start(results, tmp_path / "slurm2.log").wait()
+    assert second.rc == 0, second.text[-5000:]
+    stats = second.job_stats()
+    missing_unlearn = [d for d in missing if d.name not in ("retrain", "original")]
+    assert stats.get("retrain_oracle", 0) == 1, stats
+    assert stats.get("unlearn", 0) == len(missing_unlearn), (stats, missing)
+    assert stats.get("baseline", 0) == 0 and stats.get("prepare_experiment", 0) == 0, stats
+    changed = [str(p) for p, t in mtimes.items() if p.stat().st_mtime_ns != t]
+    assert not changed, f"complete outputs were redone: {changed}"
+    for jobid in second.submitted:
+        assert cluster.records()[jobid]["JobState"] == "COMPLETED"
+    for a in ARTIFACTS:
+        assert (results / a).exists(), a
+    # The cancelled oracle resumed from its epoch checkpoint (what a requeued, preempted job does).
+    if found.get("checkpoint"):
+        log = results / "logs/retrain" / f"{m.group(1)}_{m.group(2)}_seed{m.group(3)}.log"
+        assert "resumed from" in log.read_text(), log
+    t_slurm = time.monotonic() - t_start
+
+    # 3. The same config, locally: same artifacts, same metrics.
+    ref = start(local, tmp_path / "local.log", slurm=False).wait()
+    assert ref.rc == 0, ref.text[-5000:]
+    for a in ARTIFACTS:
+        assert (local / a).exists(), a
+    key = ["dataset", "scenario", "setting", "method", "run", "seed", "metric"]
+    a = pd.read_csv(results / "summary/runs.csv").set_index(key).sort_index()
+    b = pd.read_csv(local / "summary/runs.csv").set_index(key).sort_index()
+    assert a.index.equals(b.index)
+    keep = ~a.index.get_level_values("metric").isin(TIMING_METRICS)
+    # Same seed, same thread count (threads: 1 in both), same CPU: the numbers are reproducible; the
+    # tolerance only absorbs last-bit differences of BLAS paths, and a resumed oracle replays its RNG state.
+    np.testing.assert_allclose(a["value"][keep].to_numpy(float), b["value"][keep].to_numpy(float),
+                               rtol=1e-6, atol=1e-9, equal_nan=True)
+
+    # Measured numbers, for docs/slurm.md and the CI log.
+    grouped = stats.get("unlearn", 0) + stats.get("evaluate_original", 0)
+    print(f"\nbring-up {cluster.bringup_seconds:.1f} s; SLURM run 1 {t_first:.0f} s "
+          f"({len(first.submitted)} sbatch calls), rerun {t_slurm - t_first:.0f} s "
+          f"({len(second.submitted)} sbatch calls for {sum(v for k, v in stats.items() if k != 'all')} jobs, "
+          f"{grouped} of them grouped); local run {time.monotonic() - t_start - t_slurm:.0f} s")
+    expected_first = 2 + 2 + 4 + 4 + math.ceil(12 / GROUP_SIZE)  # data, requests, baselines, oracles, groups
+    assert len(first.submitted) == expected_first, (len(first.submitted), expected_first)
