@@ -96,18 +96,22 @@ def make_knobs(method: str, values: dict, where: str):
     """Build and validate a method's Knobs from config values; `where` is the config path for messages."""
     if method not in REGISTRY:
         raise ConfigError(f"{where}.method: unknown method {method!r}; registered: {', '.join(sorted(REGISTRY))}")
-    knobs_cls = REGISTRY[method].Knobs
+    return make_knobs_for(REGISTRY[method].Knobs, values, where, f"method {method!r}")
+
+
+def make_knobs_for(knobs_cls, values: dict, where: str, what: str):
+    """Build a knobs dataclass from config values, checking names, types and `knob(...)` bounds."""
     fields = {f.name: f for f in dataclasses.fields(knobs_cls)}
     unknown = set(values) - set(fields)
     if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown knob for method {method!r}; "
-                          f"known knobs: {', '.join(sorted(fields))}")
-    for key, value in values.items():
+        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown knob for {what}; "
+                          f"known knobs: {', '.join(sorted(fields)) or 'none'}")
+    values = dict(values)
+    for key, value in list(values.items()):
         f = fields[key]
         expected = type(f.default)
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-            values = {**values, key: value}
+            value = values[key] = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
         low, high = f.metadata.get("low"), f.metadata.get("high")

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ConfigError, UnlearnContext, UnlearnData, knob
+from .base import ConfigError, UnlearnContext, UnlearnData, knob, make_knobs_for
 
 SETTINGS = ("standard", "sparsity", "uib")
 UIB_METHODS = frozenset({"finetune", "scrub", "influence"})
@@ -96,29 +96,6 @@ def restrict(data: UnlearnData, reads) -> UnlearnData:
     """A copy of `data` with only the declared fields (the others None)."""
     return UnlearnData(**{f.name: (getattr(data, f.name) if f.name in reads or f.name in ("n_train", "n_classes")
                                    else None) for f in dataclasses.fields(UnlearnData)})
-
-
-def make_knobs_for(knobs_cls, values: dict, where: str, what: str):
-    """Build and validate a knobs dataclass from config values (same rules as base.make_knobs)."""
-    fields = {f.name: f for f in dataclasses.fields(knobs_cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown knob for {what}; "
-                          f"known knobs: {', '.join(sorted(fields)) or 'none'}")
-    for key, value in list(values.items()):
-        f = fields[key]
-        expected = type(f.default)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = values[key] = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
-        low, high = f.metadata.get("low"), f.metadata.get("high")
-        if low is not None and (value < low or (f.metadata.get("low_open") and value == low)):
-            bound = ">" if f.metadata.get("low_open") else ">="
-            raise ConfigError(f"{where}.{key}: must be {bound} {low}, got {value!r}")
-        if high is not None and value > high:
-            raise ConfigError(f"{where}.{key}: must be <= {high}, got {value!r}")
-    return knobs_cls(**values)
 
 
 class _HookedContext:
