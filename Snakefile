@@ -30,6 +30,7 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/unlearn.smk"

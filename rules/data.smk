@@ -2,10 +2,6 @@
 # colours, and one forget request per scenario.
 
 
-def dataset_cfg(wildcards):
-    return config["datasets"][wildcards.dataset]
-
-
 localrules: prepare_source
 
 
@@ -19,6 +15,8 @@ rule prepare_source:
         f"{RESULTS}/logs/prepare_source/{{source}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_source/{{source}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/prepare_source.py"
 
@@ -36,6 +34,8 @@ rule prepare_experiment:
         f"{RESULTS}/logs/prepare_experiment/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_experiment/{{dataset}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/prepare_experiment.py"
 
@@ -53,5 +53,7 @@ rule forget_request:
         f"{RESULTS}/logs/forget_request/{{dataset}}_{{scenario}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/forget_request/{{dataset}}_{{scenario}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/forget_request.py"

@@ -16,5 +16,7 @@ rule evaluate_original:
         f"{RESULTS}/logs/evaluate_original/{{dataset}}_{{scenario}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/evaluate_original/{{dataset}}_{{scenario}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/evaluate_original.py"

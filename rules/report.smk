@@ -3,11 +3,6 @@
 localrules: aggregate, statistics, figures, tables, paper
 
 
-def run_dirs():
-    return [f"{RESULTS}/{dataset}/{scenario}/seed{seed}/{run}"
-            for dataset, scenario in EXPERIMENTS for seed in SEEDS for run in REFERENCES + RUNS]
-
-
 rule aggregate:
     input:
         runs=[f"{d}/run.json" for d in run_dirs()],
@@ -19,11 +14,12 @@ rule aggregate:
     params:
         settings={run: spec.get("setting", "standard") for run, spec in config["methods"].items()},
         methods={run: spec["method"] for run, spec in config["methods"].items()},
-        results=RESULTS,
     log:
         f"{RESULTS}/logs/report/aggregate.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/aggregate.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/aggregate.py"
 
@@ -39,6 +35,8 @@ rule statistics:
         f"{RESULTS}/logs/report/statistics.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/statistics.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/statistics.py"
 
@@ -57,6 +55,8 @@ rule figures:
         f"{RESULTS}/logs/report/figures.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/figures.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/figures.py"
 
@@ -72,6 +72,8 @@ rule tables:
         f"{RESULTS}/logs/report/tables.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/tables.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/tables.py"
 

@@ -2,26 +2,6 @@
 # seed, from scratch on D \ ΔD). The oracle is also evaluated here, as method "retrain".
 
 
-def job_resources(kind):
-    """Cluster resources of a training ("train") or unlearning ("unlearn") job: config["resources"][kind]
-    with the schema's defaults (one GPU, cpus_per_gpu, mem_mb, runtime in minutes). The SLURM executor turns
-    them into --gpus, --cpus-per-gpu, --mem and --time; a local run ignores gpu, cpus_per_gpu and runtime.
-    gpu: 0 makes a CPU job (then --cpus-per-task comes from threads)."""
-    res = dict(config["resources"].get(kind) or {})
-    res.setdefault("gpu", 1)
-    res.setdefault("cpus_per_gpu", 4)
-    res.setdefault("mem_mb", 16000)
-    res.setdefault("runtime", {"train": 240, "unlearn": 60}[kind])
-    if not res["gpu"]:
-        res.pop("cpus_per_gpu")
-    return res
-
-
-def training_params(wildcards):
-    ds = config["datasets"][wildcards.dataset]
-    return {"model": ds["model"], "train": ds["train"]}
-
-
 rule baseline:
     input:
         data=rules.prepare_experiment.output[0],
@@ -37,6 +17,8 @@ rule baseline:
         f"{RESULTS}/logs/baseline/{{dataset}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/baseline/{{dataset}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/train.py"
 
@@ -59,5 +41,36 @@ rule retrain_oracle:
         f"{RESULTS}/logs/retrain/{{dataset}}_{{scenario}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/retrain/{{dataset}}_{{scenario}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/train.py"
+
+
+# The Sparsity setting's starting model (Unlearn-Sparse OMP): the dense baseline pruned one-shot to the run's
+# sparsity and retrained on the full training set with the mask fixed; one per (dataset, sparsity, seed),
+# shared by every sparsity run and both scenarios. Its params hold only the dataset's recipe and the retrain
+# epochs, so no method knob reruns it.
+rule sparse_baseline:
+    input:
+        data=rules.prepare_experiment.output[0],
+        dense=rules.baseline.output.model,
+    output:
+        model=f"{RESULTS}/{{dataset}}/sparse_baseline/sparsity{{sparsity}}/seed{{seed}}/model.pt",
+    wildcard_constraints:
+        sparsity=r"[0-9][0-9.e-]*",
+    params:
+        training=training_params,
+        epochs=sparse_retrain_epochs,
+        device=config["device"],
+    threads: 1
+    resources:
+        **job_resources("train"),
+    log:
+        f"{RESULTS}/logs/sparse_baseline/{{dataset}}_sparsity{{sparsity}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/sparse_baseline/{{dataset}}_sparsity{{sparsity}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
+    script:
+        "../workflow_scripts/sparse_baseline.py"

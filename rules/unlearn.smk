@@ -1,27 +1,13 @@
-# One job per (dataset, scenario, run, seed): the method starts from the seed's baseline; the job times
-# the method alone and then evaluates it (one process, so torch starts once per run).
-
-
-from unlearnbench.config import setting_knobs, setting_source_hash
-
-
-def run_params(wildcards):
-    spec = config["methods"][wildcards.run]
-    return {
-        "method": spec["method"],
-        "setting": spec.get("setting", "standard"),
-        "knobs": method_knobs(config, wildcards.run),
-        "setting_knobs": setting_knobs(config, wildcards.run),
-        "source_sha256": method_source_hash(spec["method"]),
-        "setting_sha256": setting_source_hash(),
-    }
+# One job per (dataset, scenario, run, seed): the method starts from the seed's baseline (a sparsity run: from
+# the seed's sparse baseline at its sparsity, rules/train.smk); the job times the method alone and then
+# evaluates it (one process, so torch starts once per run).
 
 
 rule unlearn:
     input:
         data=rules.prepare_experiment.output[0],
         request=rules.forget_request.output[0],
-        baseline=rules.baseline.output.model,
+        baseline=starting_model,
     output:
         model=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/model.pt",
         run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/run.json",
@@ -43,5 +29,7 @@ rule unlearn:
         f"{RESULTS}/logs/unlearn/{{dataset}}_{{scenario}}_seed{{seed}}_{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/unlearn/{{dataset}}_{{scenario}}_seed{{seed}}_{{run}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
     script:
         "../workflow_scripts/unlearn.py"

@@ -92,7 +92,9 @@ def test_onecycle_schedule_shape():
     assert int(np.argmax(lrs)) == 25 and lrs[-1] < 0.1 / 1000
 
 
-@pytest.mark.parametrize("arch,size,channels", [("small_cnn", 8, 3), ("small_cnn", 28, 1), ("resnet18", 32, 3)])
+@pytest.mark.parametrize("arch,size,channels", [("small_cnn", 8, 3), ("small_cnn", 28, 1), ("resnet18", 32, 3),
+                                                 ("vgg11", 32, 3), ("vgg11", 8, 1), ("vgg11_bn", 32, 3),
+                                                 ("vgg11_bn", 28, 1), ("vit_small", 32, 3), ("vit_small", 28, 1)])
 def test_every_model_runs_forward_and_backward(arch, size, channels):
     model = build_model(arch, in_channels=channels, n_classes=10, mean=[0.5] * channels, std=[0.25] * channels,
                         width=8)
@@ -104,7 +106,7 @@ def test_every_model_runs_forward_and_backward(arch, size, channels):
 
 
 def test_all_architectures_are_tested():
-    assert set(ARCHITECTURES) == {"small_cnn", "resnet18"}
+    assert set(ARCHITECTURES) == {"small_cnn", "resnet18", "vgg11", "vgg11_bn", "vit_small"}
 
 
 def test_random_crop_flip_keeps_shape_and_content():

@@ -79,6 +79,10 @@ class TrainConfig:
     schedule: str = "onecycle"
     augment: bool = False
     flip: bool = False
+    # torch.compile the model for the training steps. CUDA only (ignored on CPU, where it was never measured
+    # to help and costs seconds of compilation plus ~1.4 s of torch._dynamo import per process); off by
+    # default until the H100 benchmark (benchmarks/train_speed.py --compile) shows it pays for its compile time.
+    compile: bool = False
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool):
@@ -183,6 +187,16 @@ def train(
         start_epoch, history = state["epoch"], state["history"]
         log(f"resumed from {checkpoint} at epoch {start_epoch}")
     autocast = device.type == "cuda"
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)  # matches the channels_last data; a no-op for 1-D/2-D params
+    step_model = model
+    if cfg.compile:
+        if device.type == "cuda":
+            # fixed batch shapes (drop_last) mean one compilation; the hooks still see the eager module,
+            # whose parameters the compiled one shares
+            step_model = torch.compile(model, dynamic=False)
+        else:
+            log("train.compile ignored: torch.compile is used on CUDA only")
     t0 = time.perf_counter()
     step = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs):
@@ -196,7 +210,7 @@ def train(
             if cfg.augment:
                 xb = random_crop_flip(xb, generator, pad=max(1, xb.shape[-1] // 8), flip=cfg.flip)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = model(xb)
+                logits = step_model(xb)
                 loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
                 if extra_loss is not None:
                     loss = loss + extra_loss(model)

@@ -14,8 +14,9 @@ from .io import atomic_path
 ID_COLUMNS = ["dataset", "scenario", "setting", "method", "run", "seed"]
 
 
-def _parse_run_dir(run_path: Path, results: Path) -> tuple[str, str, int, str]:
-    dataset, scenario, seed_dir, run = run_path.parent.relative_to(results).parts
+def _parse_run_dir(run_path: Path) -> tuple[str, str, int, str]:
+    """(dataset, scenario, seed, run) of `<results>/{dataset}/{scenario}/seed{seed}/{run}/run.json`."""
+    dataset, scenario, seed_dir, run = run_path.parent.parts[-4:]
     return dataset, scenario, int(seed_dir.removeprefix("seed")), run
 
 
@@ -50,13 +51,12 @@ def relative_metrics(wide: pd.DataFrame, forget: dict[tuple, tuple[np.ndarray, n
     return rows
 
 
-def aggregate(run_files: list[str], results: str, settings: dict[str, str], methods: dict[str, str], out_csv: str,
+def aggregate(run_files: list[str], settings: dict[str, str], methods: dict[str, str], out_csv: str,
               out_parquet: str, out_traces: str) -> pd.DataFrame:
     """Evaluate every run from its saved outputs and collect one tidy long table (one row per run, seed, metric)."""
-    results_path = Path(results)
     wide_rows, trace_rows, forget = [], [], {}
     for path in map(Path, run_files):
-        dataset, scenario, seed, run = _parse_run_dir(path, results_path)
+        dataset, scenario, seed, run = _parse_run_dir(path)
         record = json.loads(path.read_text())
         with np.load(path.with_name("outputs.npz")) as z:
             outputs = {k: z[k] for k in z.files}

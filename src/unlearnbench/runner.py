@@ -105,6 +105,76 @@ def train_model(data_npz: str, request_npz: str | None, out_model: str, dataset_
     return meta
 
 
+def train_sparse_baseline(data_npz: str, dense_model: str, out_model: str, dataset_cfg: dict, sparsity: float,
+                          epochs: int, seed: int, device: str, threads: int, log_path: str | None,
+                          checkpoint: str | None = None) -> dict:
+    """Unlearn-Sparse's sparse "original" (Jia, Liu et al. 2023, OMP): one-shot global magnitude pruning of the
+    dense baseline's conv weights to `sparsity`, then retraining on the full training set with the mask fixed
+    (the dataset's training recipe, `epochs` epochs, starting from the pruned trained weights). The masks are
+    saved in the checkpoint meta (`sparse_masks`: conv weight name → bool mask), the model's pruned weights are
+    exactly 0."""
+    import dataclasses
+
+    from .methods.settings import conv_weight_names, fix_masks, prune_model
+
+    log = get_logger(log_path).info
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    data = ExperimentData.load(data_npz)
+    model, dense_meta = load_model(dense_model, data, dev)
+    x, y = engine.to_device(data.images("train"), data.labels("train"), dev)
+    x_val, y_val = engine.to_device(data.images("val"), data.labels("val"), dev)
+
+    def val_acc() -> float:
+        return float((engine.predict_logits(model, x_val).argmax(1) == y_val.cpu()).float().mean())
+
+    dense_acc = val_acc()
+    pairs = prune_model(model, sparsity)
+    n = sum(m.numel() for _, m in pairs)
+    n_pruned = n - sum(int(m.sum()) for _, m in pairs)
+    pruned_acc = val_acc()
+    log(f"pruned conv weights to sparsity {n_pruned / n:.4f} ({n_pruned}/{n}); validation accuracy "
+        f"{dense_acc:.4f} dense -> {pruned_acc:.4f} pruned; retraining {epochs} epochs with the mask fixed")
+    remask, remove = fix_masks(pairs)
+    generator = engine.seed_everything(seed * 7919 + 101)
+    cfg = dataclasses.replace(train_cfg(dataset_cfg), epochs=epochs)
+    t0 = time.perf_counter()
+    try:
+        history = engine.train(model, x, y, cfg, generator=generator, log=log, checkpoint=checkpoint,
+                               after_step=remask) if epochs > 0 else []
+    finally:
+        remove()
+    remask()
+    seconds = time.perf_counter() - t0
+    zeros = sum(int((w[m == 0] == 0).sum()) for w, m in pairs)
+    if zeros != n_pruned:
+        raise RuntimeError(f"sparse baseline: {n_pruned - zeros} pruned weights revived during retraining")
+    acc = val_acc()
+    log(f"retrained in {seconds:.1f}s, validation accuracy {acc:.4f}")
+    masks = {name: m.detach().bool().cpu() for name, (_, m) in zip(conv_weight_names(model), pairs)}
+    meta = {"seed": seed, "train_seconds": seconds, "val_acc": acc, "history": history, "n_train": len(x),
+            "sparsity": sparsity, "n_pruned": n_pruned, "n_conv_weights": n, "retrain_epochs": epochs,
+            "dense_val_acc": dense_acc, "pruned_val_acc": pruned_acc, "sparse_masks": masks,
+            "dense_train_seconds": dense_meta.get("train_seconds")}
+    save_model(out_model, model, data, dense_meta["model_cfg"], meta)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return meta
+
+
+def sparse_masks(model: torch.nn.Module, meta: dict) -> list[torch.Tensor] | None:
+    """The sparse baseline's masks (meta `sparse_masks`) in `conv_weights` order, or None for a dense model."""
+    from .methods.settings import conv_weight_names
+
+    stored = meta.get("sparse_masks")
+    if stored is None:
+        return None
+    names = conv_weight_names(model)
+    if set(stored) != set(names):
+        raise CheckpointError(f"sparse baseline masks name {sorted(stored)}, the model has {names}")
+    return [stored[name] for name in names]
+
+
 # ---------------------------------------------------------------------------------------------- unlearning
 
 def _method_inputs(method, data: ExperimentData, request: ForgetRequest, dev, extra_reads=frozenset()):
@@ -143,7 +213,9 @@ def run_unlearning(data_npz: str, request_npz: str, baseline: str, run: str, met
                    log_path: str | None, fail: bool = False, setting: str = "standard",
                    setting_knobs: dict | None = None) -> dict:
     """Apply one unlearning method (in a setting: standard, sparsity, uib) to the seed's baseline, time it alone
-    (the setting's own work, e.g. pruning, included), and save the model's outputs."""
+    (the setting's own work, e.g. UIB's sampling and regularisation, included), and save the model's outputs.
+    Sparsity runs start from the sparse baseline (train_sparse_baseline; its pruning and retraining are not
+    unlearning time, as in Unlearn-Sparse where the sparse model is the original) and keep its mask fixed."""
     from .methods import UnlearnContext, apply_setting, build_method, make_setting_knobs, setting_reads
 
     log = get_logger(log_path).info
@@ -160,12 +232,13 @@ def run_unlearning(data_npz: str, request_npz: str, baseline: str, run: str, met
     probe, trace = iteration_probe(data, request, dev)
     probe(0, model)
     before = copy.deepcopy(model.state_dict())
+    masks = sparse_masks(model, baseline_meta) if setting == "sparsity" else None
     generator = engine.seed_everything(seed * 7919 + 17)
     ctx = UnlearnContext(dev, generator, log=log, on_iteration=probe)
     log(f"unlearning with {method_name} {knobs} in setting {setting} {setting_knobs or {}} on {request.scenario}, "
         f"seed {seed}")
     stop = _timed(dev)
-    apply_setting(setting, s_knobs, model, method, inputs, ctx)
+    apply_setting(setting, s_knobs, model, method, inputs, ctx, masks=masks)
     wall, device_seconds = stop()
     wall -= ctx.excluded_seconds
     device_seconds = max(0.0, device_seconds - ctx.excluded_seconds)

@@ -8,12 +8,16 @@ A setting wraps `method.unlearn(model, data, ctx)`; the runner calls
 with `inputs` holding the union of what the method declared and what the setting declares
 (`setting_reads`). The method itself is always handed only the fields it declared (the others None).
 
-sparsity: one-shot global magnitude pruning (L1, unstructured) of every conv weight of the starting model to
-    `sparsity`, then the mask is fixed: a gradient hook multiplies each pruned tensor's gradient by the mask
-    (so under engine.SGD, with momentum and L2 weight decay, a pruned weight receives an exactly-zero update
-    at every step and stays exactly 0.0), and the weights are re-masked after every unlearning iteration and
-    at the end (for methods that write weights directly, e.g. Fisher noise). LiSSA's Hessian-vector products
-    also pass through the hook, so IF solves the Newton step restricted to the surviving sub-network.
+sparsity: Unlearn-Sparse's pipeline (prune → retrain sparse → unlearn). The pruning and the retraining
+    happen upstream, once per (dataset, seed, sparsity): `runner.train_sparse_baseline` prunes the dense
+    baseline one-shot (global magnitude, L1 unstructured, every conv weight) to `sparsity` and retrains the
+    sparse model on the full training set with the mask fixed (`fix_masks` during `engine.train`), saving the
+    masks in the checkpoint. The setting itself only keeps that mask fixed during unlearning: a gradient hook
+    multiplies each pruned tensor's gradient by the mask (so under engine.SGD, with momentum and L2 weight
+    decay, a pruned weight receives an exactly-zero update at every step and stays exactly 0.0), and the
+    weights are re-masked after every unlearning iteration and at the end (for methods that write weights
+    directly, e.g. Fisher noise). LiSSA's Hessian-vector products also pass through the hook, so IF solves
+    the Newton step restricted to the surviving sub-network. It never prunes.
 
 uib: the UIB objective (Eq. 2) with Proposition 1's bound, S_θ = {L−1}, S_R = [L] (Table 3):
       min  CE_retain(θ)                                        (−I(Y; θ^(L)) lower bound, Q1 = softmax)
@@ -120,15 +124,20 @@ class _HookedContext:
         self._inner.iteration(model)
 
 
-def apply_setting(setting: str, knobs, model: nn.Module, method, data: UnlearnData, ctx: UnlearnContext) -> None:
-    """Run `method` on `model` in `setting` (knobs: a validated setting-knobs object or a dict)."""
+def apply_setting(setting: str, knobs, model: nn.Module, method, data: UnlearnData, ctx: UnlearnContext,
+                  masks: list[torch.Tensor] | None = None) -> None:
+    """Run `method` on `model` in `setting` (knobs: a validated setting-knobs object or a dict).
+
+    masks (sparsity only): the sparse baseline's pruning masks, one per conv weight in module order
+    (`conv_weights`); None recovers them from the model's exact zeros. The model must already be pruned to
+    the configured sparsity (the sparse baseline, `runner.train_sparse_baseline`): the setting never prunes."""
     if isinstance(knobs, dict) or knobs is None:
         knobs = make_setting_knobs(setting, knobs, "setting", getattr(method, "name", None))
     method_data = restrict(data, method.reads)
     if setting == "standard":
         method.unlearn(model, method_data, ctx)
     elif setting == "sparsity":
-        _run_sparse(knobs, model, method, method_data, ctx)
+        _run_sparse(knobs, model, method, method_data, ctx, masks)
     elif setting == "uib":
         _run_uib(knobs, model, method, data, method_data, ctx)
     else:
@@ -139,6 +148,11 @@ def apply_setting(setting: str, knobs, model: nn.Module, method, data: UnlearnDa
 
 def conv_weights(model: nn.Module) -> list[torch.Tensor]:
     return [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def conv_weight_names(model: nn.Module) -> list[str]:
+    """state_dict keys of `conv_weights(model)`, in the same order."""
+    return [f"{name}.weight" for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
 @torch.no_grad()
@@ -166,23 +180,68 @@ def prune_model(model: nn.Module, sparsity: float) -> list[tuple[torch.Tensor, t
     return list(zip(weights, masks))
 
 
-def _run_sparse(knobs: SparsityKnobs, model, method, method_data, ctx):
-    pairs = prune_model(model, knobs.sparsity)
-    kept = sum(int(m.sum()) for _, m in pairs)
-    total = sum(m.numel() for _, m in pairs)
-    ctx.log(f"sparsity: pruned conv weights to {1 - kept / total:.4f} sparsity ({total - kept}/{total})")
+class SparseModelError(ValueError):
+    """The starting model of a sparsity run is not the sparse baseline it should be."""
+
+
+def model_masks(model: nn.Module, masks: list[torch.Tensor] | None, sparsity: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(conv weight, mask) pairs of an already pruned model, checked against the configured sparsity.
+
+    Explicit masks (from the sparse baseline's checkpoint) must prune exactly round(sparsity·N) of the N conv
+    weights, and the model's pruned weights must be 0; without masks they are recovered from the exact zeros
+    (then at least round(sparsity·N) must be zero)."""
+    weights = conv_weights(model)
+    n = sum(w.numel() for w in weights)
+    target = int(round(sparsity * n))
+    fix = ("run sparsity-setting methods from the sparse baseline (rule sparse_baseline, "
+           "runner.train_sparse_baseline), which prunes and retrains the dense model with the mask fixed")
+    if masks is None:
+        masks = [(w.detach() != 0).to(w.dtype) for w in weights]
+        pruned = n - sum(int(m.sum()) for m in masks)
+        if pruned < target:
+            raise SparseModelError(f"sparsity setting: the starting model has {pruned}/{n} zero conv weights, "
+                                   f"fewer than the configured sparsity {sparsity} ({target}); {fix}")
+    else:
+        if len(masks) != len(weights) or any(m.shape != w.shape for m, w in zip(masks, weights)):
+            raise SparseModelError(f"sparsity setting: the masks do not fit the model's conv weights; {fix}")
+        masks = [m.to(device=w.device, dtype=w.dtype) for m, w in zip(masks, weights)]
+        pruned = n - sum(int(m.sum()) for m in masks)
+        if pruned != target:
+            raise SparseModelError(f"sparsity setting: the sparse baseline prunes {pruned}/{n} conv weights, but "
+                                   f"the run is configured for sparsity {sparsity} ({target}); {fix}")
+        if any(bool((w.detach()[m == 0] != 0).any()) for w, m in zip(weights, masks)):
+            raise SparseModelError(f"sparsity setting: pruned weights of the starting model are non-zero; {fix}")
+    return list(zip(weights, masks))
+
+
+def fix_masks(pairs: list[tuple[torch.Tensor, torch.Tensor]]):
+    """Keep pruned weights at exactly 0: gradient hooks (mask ⊙ grad) and `remask(model)` for after a step
+    or a direct write. Returns (remask, remove) ; call remove() to drop the hooks."""
     handles = [w.register_hook(lambda g, m=m: g * m) for w, m in pairs]
 
-    def remask(_model):
-        with torch.no_grad():
-            for w, m in pairs:
-                w.mul_(m)
+    @torch.no_grad()
+    def remask(_model=None):
+        for w, m in pairs:
+            w.mul_(m)
 
+    def remove():
+        for h in handles:
+            h.remove()
+
+    return remask, remove
+
+
+def _run_sparse(knobs: SparsityKnobs, model, method, method_data, ctx, masks=None):
+    pairs = model_masks(model, masks, knobs.sparsity)
+    kept = sum(int(m.sum()) for _, m in pairs)
+    total = sum(m.numel() for _, m in pairs)
+    ctx.log(f"sparsity: starting from the sparse baseline, conv sparsity {1 - kept / total:.4f} "
+            f"({total - kept}/{total} pruned), mask fixed")
+    remask, remove = fix_masks(pairs)
     try:
         method.unlearn(model, method_data, _HookedContext(ctx, remask))
     finally:
-        for h in handles:
-            h.remove()
+        remove()
     remask(model)
 
 
@@ -247,11 +306,50 @@ def sample_masks(scores: list[torch.Tensor], knobs: UIBKnobs, generator: torch.G
 
 def uib_penalty(model, data: UnlearnData, idx_f, layer_prev: list[torch.Tensor], anchor: list[torch.Tensor],
                 params, beta: float) -> torch.Tensor:
-    """β·[½‖θ^(L−1) − θ₀^(L−1)‖² + Σ_l ‖∇_{θ^(l)} ℓ_KL‖²] (the I(X; θ^(L)) upper bound of Proposition 1)."""
+    """β·[½‖θ^(L−1) − θ₀^(L−1)‖² + Σ_l ‖∇_{θ^(l)} ℓ_KL‖²] (the I(X; θ^(L)) upper bound of Proposition 1).
+
+    The gradient-norm term R^(l) needs a counterfactual z̃ (bias scenario). In removal (no z̃) it is left out:
+    there ℓ_KL = ℓ(z) and ‖∇ℓ(z)‖² is smallest where the model fits z (≈ 0 at the original model), so it
+    would pull the model back toward memorising the forget set, against the unlearning it regularises; with
+    SR's max step raising ℓ(z) it grew 10× per iteration and its descent step collapsed the model (issue 5,
+    docs/methods.md)."""
+    kl = 0.5 * sum(((p - a) ** 2).sum() for p, a in zip(layer_prev, anchor))
+    if data.forget_counterfactual is None:
+        return beta * kl
     grads = torch.autograd.grad(pattern_loss(model, data, idx_f), params, create_graph=True, allow_unused=True)
     r = sum((g ** 2).sum() for g in grads if g is not None)
-    kl = 0.5 * sum(((p - a) ** 2).sum() for p, a in zip(layer_prev, anchor))
     return beta * (kl + r)
+
+
+def regularisation_step(objective: Callable[[], torch.Tensor], params, masks, lr: float,
+                        max_halvings: int = 10) -> float:
+    """One masked descent step θ ← θ − λ·M⊙∇f on f = `objective()` with Armijo backtracking: λ starts at `lr`
+    and is halved until f(θ − λ·M⊙∇f) ≤ f(θ) − ½·λ·‖M⊙∇f‖² (the sufficient-decrease condition); no step if
+    none of `max_halvings` halvings decreases f. Algorithm 1's fixed-λ step is the first trial; the search only
+    shortens it where the objective's curvature makes a fixed step ascend (a squared gradient norm has a
+    gradient that grows with the curvature). Returns the step taken (0.0 for none)."""
+    f0 = objective()
+    grads = torch.autograd.grad(f0, params, allow_unused=True)
+    direction = [(g * m if g is not None else None) for g, m in zip(grads, masks)]
+    sq = sum(float((d ** 2).sum()) for d in direction if d is not None)
+    f0 = float(f0.detach())
+    if sq == 0.0 or not math.isfinite(f0):
+        return 0.0
+    start = [p.detach().clone() for p in params]
+    step = lr
+    for _ in range(max_halvings + 1):
+        with torch.no_grad():
+            for p, p0, d in zip(params, start, direction):
+                if d is not None:
+                    p.copy_(p0 - step * d)
+        f1 = float(objective().detach())
+        if math.isfinite(f1) and f1 <= f0 - 0.5 * step * sq:
+            return step
+        step /= 2
+    with torch.no_grad():
+        for p, p0 in zip(params, start):
+            p.copy_(p0)
+    return 0.0
 
 
 def _run_uib(knobs: UIBKnobs, model, method, data, method_data, ctx):
@@ -282,18 +380,19 @@ def _run_uib(knobs: UIBKnobs, model, method, data, method_data, ctx):
             x_f = data.forget[0]
             x_r, y_r = data.retain
             order = torch.randperm(len(x_f), generator=ctx.generator).to(x_f.device)
+            steps = []
             for start in range(0, len(x_f), knobs.batch_size):
                 idx_f = order[start:start + knobs.batch_size]
                 idx_r = torch.randint(0, len(x_r), (min(knobs.batch_size, len(x_r)),),
                                       generator=ctx.generator).to(x_r.device)
-                loss = F.cross_entropy(model_(x_r[idx_r]), y_r[idx_r]) + \
-                    uib_penalty(model_, data, idx_f, layer_prev, anchor, params, knobs.beta)
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
-                with torch.no_grad():
-                    for p, g, m in zip(params, grads, state["masks"]):
-                        if g is not None:
-                            p.sub_(knobs.reg_lr * g * m)
+
+                def objective(idx_f=idx_f, idx_r=idx_r):
+                    return F.cross_entropy(model_(x_r[idx_r]), y_r[idx_r]) + \
+                        uib_penalty(model_, data, idx_f, layer_prev, anchor, params, knobs.beta)
+
+                steps.append(regularisation_step(objective, params, state["masks"], knobs.reg_lr))
             model_.train(training)
+            ctx.log(f"uib: regularisation steps {', '.join(f'{st:.3g}' for st in steps)} (reg_lr {knobs.reg_lr})")
         resample()
         state["active"] = True
         model_.train(was_training)
