@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def _copy_workflow(dest: Path) -> Path:
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / name, dest / name)
-    for name in ("rules", "workflow_scripts", "config"):
+    for name in ("rules", "workflow_scripts", "config", "envs"):
         shutil.copytree(ROOT / name, dest / name)
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
     return dest
