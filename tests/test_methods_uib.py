@@ -266,7 +266,7 @@ def test_removal_penalty_has_no_gradient_norm_term(random_setup):
     anchor = [p.detach().clone() for p in layers[-2]]
     params = [p for p in model.parameters() if p.requires_grad]
     pen = settings.uib_penalty(model, inputs, torch.arange(16), layers[-2], anchor, params, beta=0.1)
-    assert float(pen) == 0.0
+    assert pen.item() == 0.0
     with torch.no_grad():
         layers[-2][0].add_(1.0)
     pen = settings.uib_penalty(model, inputs, torch.arange(16), layers[-2], anchor, params, beta=0.1)
