@@ -287,20 +287,19 @@ def make_request(scenario: str, data: ExperimentData, options: dict, data_seed: 
                  "coarse_class_name": coarse_name}
         definition = (f"every training image of fine class {fine} ({fine_name}) inside superclass {int(coarse[0])} "
                       f"({coarse_name}), labelled with the superclass: {len(forget_idx)} images")
-    elif scenario == "random_n":
-        n_forget = int(options.get("n", 100))
+    elif scenario in ("random", "random_n"):
+        if scenario == "random_n":
+            n_forget = int(options.get("n", 100))
+            problem = f"scenarios.random_n.n={n_forget}: must be in 1..{n - 1} for {n} training points"
+        else:
+            n_forget = int(round(options["fraction"] * n))
+            problem = f"scenarios.random.fraction={options['fraction']} leaves {n_forget} of {n} points"
         if not 0 < n_forget < n:
-            raise ValueError(f"scenarios.random_n.n={n_forget}: must be in 1..{n - 1} for {n} training points")
+            raise ValueError(problem)
         forget_idx = np.sort(rng.permutation(n)[:n_forget])
         oracle_colours = None
-        definition = f"exactly {n_forget} training points drawn uniformly without replacement"
-    elif scenario == "random":
-        n_forget = int(round(options["fraction"] * n))
-        if not 0 < n_forget < n:
-            raise ValueError(f"scenarios.random.fraction={options['fraction']} leaves {n_forget} of {n} points")
-        forget_idx = np.sort(rng.permutation(n)[:n_forget])
-        oracle_colours = None
-        definition = f"{n_forget} training points drawn uniformly without replacement"
+        exactly = "exactly " if scenario == "random_n" else ""
+        definition = f"{exactly}{n_forget} training points drawn uniformly without replacement"
     elif scenario == "bias":
         if not data.coloured:
             raise ValueError("scenarios.bias needs a coloured dataset: set colour.enabled: true for this dataset")

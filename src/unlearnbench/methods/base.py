@@ -30,6 +30,24 @@ def knob(default, *, low=None, high=None, low_open=False, help=""):
 
 
 @dataclass
+class SGDKnobs:
+    """The knobs of every method that fine-tunes with engine.train (FT, RL, ℓ1-sparse): Unlearn-Sparse's
+    recipe, SGD with a constant learning rate."""
+
+    epochs: int = knob(10, low=1)
+    lr: float = knob(0.01, low=0.0, low_open=True)
+    batch_size: int = knob(64, low=1)
+    momentum: float = knob(0.9, low=0.0, high=1.0)
+    weight_decay: float = knob(5e-4, low=0.0)
+
+    def train_config(self):
+        from ..engine import TrainConfig
+
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                           weight_decay=self.weight_decay, schedule="constant")
+
+
+@dataclass
 class UnlearnData:
     """Tensors on the device (uint8 NCHW images, int64 labels). Undeclared fields stay None."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import engine
-from .base import UnlearningMethod, knob, register
+from .base import SGDKnobs, UnlearningMethod, register
 
 
 @register
@@ -13,17 +13,11 @@ class Finetune(UnlearningMethod):
     reads = frozenset({"retain"})
 
     @dataclass
-    class Knobs:
-        epochs: int = knob(10, low=1)
-        lr: float = knob(0.01, low=0.0, low_open=True)
-        batch_size: int = knob(64, low=1)
-        momentum: float = knob(0.9, low=0.0, high=1.0)
-        weight_decay: float = knob(5e-4, low=0.0)
+    class Knobs(SGDKnobs):
+        pass
 
     def unlearn(self, model, data, ctx):
-        k = self.knobs
-        cfg = engine.TrainConfig(epochs=k.epochs, batch_size=k.batch_size, lr=k.lr, momentum=k.momentum,
-                                 weight_decay=k.weight_decay, schedule="constant")
+        cfg = self.knobs.train_config()
         x, y = data.retain
         engine.train(model, x, y, cfg, generator=ctx.generator, log=ctx.log,
                      on_epoch_end=lambda epoch, m: ctx.iteration(m))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import engine
-from .base import UnlearningMethod, knob, register
+from .base import SGDKnobs, UnlearningMethod, knob, register
 
 
 def l1_norm(model) -> torch.Tensor:
@@ -27,13 +27,8 @@ class L1Sparse(UnlearningMethod):
     reads = frozenset({"retain"})
 
     @dataclass
-    class Knobs:
+    class Knobs(SGDKnobs):
         gamma: float = knob(5e-4, low=0.0, help="γ: initial ℓ1 weight, decayed as γ(1 − t/T)")
-        epochs: int = knob(10, low=1)
-        lr: float = knob(0.01, low=0.0, low_open=True)
-        batch_size: int = knob(64, low=1)
-        momentum: float = knob(0.9, low=0.0, high=1.0)
-        weight_decay: float = knob(5e-4, low=0.0)
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
@@ -46,8 +41,7 @@ class L1Sparse(UnlearningMethod):
             state["epoch"] = epoch
             ctx.iteration(m)
 
-        cfg = engine.TrainConfig(epochs=k.epochs, batch_size=k.batch_size, lr=k.lr, momentum=k.momentum,
-                                 weight_decay=k.weight_decay, schedule="constant")
+        cfg = k.train_config()
         x, y = data.retain
         engine.train(model, x, y, cfg, generator=ctx.generator, log=ctx.log, extra_loss=extra_loss,
                      on_epoch_end=on_epoch_end)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import engine
-from .base import UnlearningMethod, knob, register
+from .base import SGDKnobs, UnlearningMethod, knob, register
 
 
 def random_labels(y: torch.Tensor, n_classes: int, generator: torch.Generator, exclude_true: bool) -> torch.Tensor:
@@ -30,12 +30,7 @@ class RandomLabel(UnlearningMethod):
     reads = frozenset({"forget", "retain"})
 
     @dataclass
-    class Knobs:
-        epochs: int = knob(10, low=1)
-        lr: float = knob(0.01, low=0.0, low_open=True)
-        batch_size: int = knob(64, low=1)
-        momentum: float = knob(0.9, low=0.0, high=1.0)
-        weight_decay: float = knob(5e-4, low=0.0)
+    class Knobs(SGDKnobs):
         exclude_true: bool = knob(True, help="draw the random label among the other classes only")
 
     def unlearn(self, model, data, ctx):
@@ -45,7 +40,6 @@ class RandomLabel(UnlearningMethod):
         y_rand = random_labels(y_f, data.n_classes, ctx.generator, k.exclude_true)
         x = torch.cat([x_f, x_r])
         y = torch.cat([y_rand, y_r])
-        cfg = engine.TrainConfig(epochs=k.epochs, batch_size=k.batch_size, lr=k.lr, momentum=k.momentum,
-                                 weight_decay=k.weight_decay, schedule="constant")
+        cfg = k.train_config()
         engine.train(model, x, y, cfg, generator=ctx.generator, log=ctx.log,
                      on_epoch_end=lambda epoch, m: ctx.iteration(m))
