@@ -23,6 +23,33 @@ RUNS = list(config["methods"])
 SEEDS = seed_list(config)
 REFERENCES = ["retrain"] + (["original"] if config["report_original"] else [])
 
+# Local runs fork every job from one process that has torch imported (unlearnbench.jobserver): a job's own
+# work on the default is shorter than `import torch`. Not on SLURM, and not with --sdm conda (another Python).
+import os
+
+JOB_SERVER = None
+
+
+onstart:
+    global JOB_SERVER
+    if config["job_server"] and workflow.local_exec:
+        from unlearnbench import jobserver
+
+        os.makedirs(f"{RESULTS}/logs", exist_ok=True)
+        JOB_SERVER = jobserver.start(log_path=f"{RESULTS}/logs/job_server.log")
+        os.environ[jobserver.ENV_VAR] = JOB_SERVER.address
+
+
+onsuccess:
+    if JOB_SERVER is not None:
+        JOB_SERVER.stop()
+
+
+onerror:
+    if JOB_SERVER is not None:
+        JOB_SERVER.stop()
+
+
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
     scenario="|".join(SCENARIOS),

@@ -14,6 +14,8 @@ rule aggregate:
     params:
         settings={run: spec.get("setting", "standard") for run, spec in config["methods"].items()},
         methods={run: spec["method"] for run, spec in config["methods"].items()},
+    # the per-run attacks (scikit-learn) run in parallel: locally this job runs alone at the end
+    threads: 4
     log:
         f"{RESULTS}/logs/report/aggregate.log",
     benchmark:

@@ -37,3 +37,17 @@ def test_benchmark_engine_only_needs_no_torchvision():
     results = _load().main(TINY[:-2] + ["--skip-naive", "--arch", "vgg11_bn", "--width", "8"], out=lines.append)
     assert "naive" not in results and results["ours"]["images"] == 32
     assert not any("ratio" in line for line in lines)
+
+
+@pytest.mark.timeout(300)
+def test_job_startup_benchmark_runs_both_sides_with_identical_outputs():
+    """benchmarks/job_startup.py: fresh interpreter per job vs the job server (one job each; no timing claim)."""
+    path = SCRIPT.with_name("job_startup.py")
+    spec = importlib.util.spec_from_file_location("job_startup", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = []
+    results = module.main(["--jobs", "1"], out=lines.append)
+    assert results["identical"] is True
+    assert results["fresh_s"] > 0 and results["server_s"] > 0
+    assert any(line.startswith("ratio fresh / server") for line in lines)

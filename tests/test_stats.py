@@ -278,3 +278,26 @@ def test_summarize_bca_fallback_to_percentile(monkeypatch):
     assert r["ci_low"] == ref.confidence_interval.low
     assert r["ci_high"] == ref.confidence_interval.high
     assert "percentile" in r["note"]
+
+
+@pytest.mark.parametrize("zero_method", ["wilcox", "pratt"])
+def test_vectorised_permutation_branch_matches_scipy_on_many_tied_samples(zero_method):
+    """Ties or zeros with n <= 13: our vectorised permutation p equals scipy.stats.wilcoxon(method="auto")."""
+    import warnings
+
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(60):
+        n = int(rng.integers(2, 14))
+        x, y = rng.integers(0, 4, n) / 4.0, rng.integers(0, 4, n) / 4.0
+        d = np.round(x - y, 10)
+        if not np.count_nonzero(d):
+            continue
+        ours = S.paired_wilcoxon(x, y, zero_method=zero_method)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = st.wilcoxon(d, zero_method=zero_method, method="auto")
+        assert ours["pvalue"] == pytest.approx(ref.pvalue, abs=1e-12)
+        assert ours["statistic"] == pytest.approx(ref.statistic)
+        checked += 1
+    assert checked > 40

@@ -92,6 +92,20 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
     table = (results / "paper/table_uib.tex").read_text()
     assert "\\toprule" in table and "Patterns and Biases" in table and "Random Data Points" in table
     assert "nan" not in table.lower()
+    # UIB Table 1: every scenario x setting has its FT, SR and IF rows (and Standard its Retrain), all filled
+    rows, scenario, setting = set(), None, None
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.removesuffix("\\\\").split(" & ")]
+        if len(cells) < 4 or cells[2] == "Method":
+            continue
+        scenario, setting = cells[0] or scenario, cells[1] or setting
+        rows.add((scenario, setting, cells[2]))
+        assert "--" not in cells[3:], line
+    for scenario in ("Patterns and Biases", "Random Data Points"):
+        assert (scenario, "Standard", "Retrain") in rows
+        for setting in ("Standard", "Sparsity", "UIB"):
+            assert {(scenario, setting, m) for m in ("FT", "SR", "IF")} <= rows, (scenario, setting)
+    assert (results / "logs/job_server.log").exists()  # the local run forked its jobs from the job server
     stats = pd.read_csv(results / "summary/stats.csv")
     assert {"pvalue", "pvalue_holm", "rank_biserial", "n", "note"} <= set(stats.columns)
     for rule in ("baseline", "unlearn", "aggregate"):
@@ -125,6 +139,8 @@ def test_adding_a_seed_runs_only_that_seeds_jobs(completed):
     n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
     expected = {"baseline": n_datasets, "retrain_oracle": n_experiments, "evaluate_original": n_experiments,
                 "unlearn": n_experiments * len(config["methods"]), **REPORT}
+    if any(spec.get("setting") == "sparsity" for spec in config["methods"].values()):
+        expected["sparse_baseline"] = n_datasets  # one sparsity level in the default
     assert planned_jobs(workdir, "--configfile", str(cfg)) == expected
 
 

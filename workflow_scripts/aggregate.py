@@ -1,7 +1,5 @@
-from unlearnbench.workflow import logged
+from unlearnbench.workflow import run_job
 
-with logged(snakemake.log[0]):
-    from unlearnbench.report import aggregate
-
-    aggregate(snakemake.input.runs, snakemake.params.settings, snakemake.params.methods, snakemake.output.csv,
-              snakemake.output.parquet, snakemake.output.traces)
+run_job(snakemake.log[0], "unlearnbench.report:aggregate", snakemake.input.runs, snakemake.params.settings,
+        snakemake.params.methods, snakemake.output.csv, snakemake.output.parquet, snakemake.output.traces,
+        workers=snakemake.threads)

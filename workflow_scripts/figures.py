@@ -1,8 +1,6 @@
-from unlearnbench.workflow import logged
+from unlearnbench.workflow import run_job
 
-with logged(snakemake.log[0]):
-    from unlearnbench.plots import metric_figure, trace_figure
-
-    out = snakemake.output
-    metric_figure(snakemake.input.runs, snakemake.input.summary, out.pdf, out.png)
-    trace_figure(snakemake.input.traces, out.trace_pdf, out.trace_png)
+out = snakemake.output
+run_job(snakemake.log[0], "unlearnbench.plots:metric_figure", snakemake.input.runs, snakemake.input.summary, out.pdf,
+        out.png)
+run_job(snakemake.log[0], "unlearnbench.plots:trace_figure", snakemake.input.traces, out.trace_pdf, out.trace_png)

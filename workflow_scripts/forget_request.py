@@ -1,7 +1,4 @@
-from unlearnbench.workflow import logged
+from unlearnbench.workflow import run_job
 
-with logged(snakemake.log[0]):
-    from unlearnbench.data import prepare_request
-
-    prepare_request(snakemake.input[0], snakemake.wildcards.scenario, dict(snakemake.params.options),
-                    snakemake.params.data_seed, snakemake.output[0])
+run_job(snakemake.log[0], "unlearnbench.data:prepare_request", snakemake.input[0], snakemake.wildcards.scenario,
+        dict(snakemake.params.options), snakemake.params.data_seed, snakemake.output[0])

@@ -1,6 +1,4 @@
-from unlearnbench.workflow import logged
+from unlearnbench.workflow import run_job
 
-with logged(snakemake.log[0]):
-    from unlearnbench.data import prepare_experiment
-
-    prepare_experiment(snakemake.input[0], snakemake.output[0], snakemake.params.dataset, snakemake.params.data_seed)
+run_job(snakemake.log[0], "unlearnbench.data:prepare_experiment", snakemake.input[0], snakemake.output[0],
+        snakemake.params.dataset, snakemake.params.data_seed)

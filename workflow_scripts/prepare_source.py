@@ -1,8 +1,7 @@
-from unlearnbench.workflow import logged
+import os
 
-with logged(snakemake.log[0]):
-    from pathlib import Path
-    from unlearnbench.datasets import prepare_dataset
+from unlearnbench.workflow import run_job
 
-    prepare_dataset(snakemake.wildcards.source, Path(snakemake.output[0]).parent,
-                    download_dir=snakemake.params.download_dir, mirror=snakemake.params.mirror)
+run_job(snakemake.log[0], "unlearnbench.datasets:prepare_dataset", snakemake.wildcards.source,
+        os.path.dirname(snakemake.output[0]), download_dir=snakemake.params.download_dir,
+        mirror=snakemake.params.mirror)

@@ -1,6 +1,4 @@
-from unlearnbench.workflow import logged
+from unlearnbench.workflow import run_job
 
-with logged(snakemake.log[0]):
-    from unlearnbench.report import write_statistics
-
-    write_statistics(snakemake.input[0], snakemake.output.summary, snakemake.output.stats, snakemake.output.text)
+run_job(snakemake.log[0], "unlearnbench.report:write_statistics", snakemake.input[0], snakemake.output.summary,
+        snakemake.output.stats, snakemake.output.text)

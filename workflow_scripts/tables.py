@@ -1,6 +1,4 @@
-from unlearnbench.workflow import logged
+from unlearnbench.workflow import run_job
 
-with logged(snakemake.log[0]):
-    from unlearnbench.tables import uib_table
-
-    uib_table(snakemake.input.summary, snakemake.output.table, labels=snakemake.params.labels)
+run_job(snakemake.log[0], "unlearnbench.tables:uib_table", snakemake.input.summary, snakemake.output.table,
+        labels=snakemake.params.labels)

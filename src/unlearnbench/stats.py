@@ -221,15 +221,21 @@ def paired_wilcoxon(x: Any, y: Any, *, zero_method: str = "wilcox") -> dict:
     has_ties = np.unique(np.abs(nz)).size < nz.size
     has_zeros = n_nonzero < n
     method = "exact" if (n_nonzero <= 50 and not has_ties and not has_zeros) else "auto"
-    with warnings.catch_warnings():
-        # degenerate-but-valid inputs (tiny n) must not leak warnings
-        warnings.simplefilter("ignore", RuntimeWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        res = wilcoxon(d, zero_method=zero_method, alternative="two-sided", method=method)
     tp, tm = _signed_rank_sums(d, zero_method)
+    if method == "auto" and n <= PERMUTATION_MAX_N:
+        # what scipy's "auto" does here (ties or zeros, n <= 13), with a vectorised statistic: scipy's own
+        # call evaluates the signed-rank sum once per sign pattern in Python (2^n calls per test)
+        statistic, pvalue = min(tp, tm), _signed_rank_permutation_pvalue(d, zero_method)
+    else:
+        with warnings.catch_warnings():
+            # degenerate-but-valid inputs (tiny n) must not leak warnings
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            res = wilcoxon(d, zero_method=zero_method, alternative="two-sided", method=method)
+        statistic, pvalue = res.statistic, res.pvalue
     out.update(
-        statistic=float(res.statistic),
-        pvalue=float(res.pvalue),
+        statistic=float(statistic),
+        pvalue=float(pvalue),
         rank_biserial=(tp - tm) / (tp + tm) if tp + tm > 0 else 0.0,
         method=method,
     )
@@ -237,6 +243,29 @@ def paired_wilcoxon(x: Any, y: Any, *, zero_method: str = "wilcox") -> dict:
         notes.append("n<6: no two-sided p can reach 0.05")
     out["note"] = _join(*notes)
     return out
+
+
+PERMUTATION_MAX_N = 13  # scipy.stats.wilcoxon(method="auto") enumerates all 2^n sign patterns up to here
+
+
+def _signed_rank_permutation_pvalue(d: np.ndarray, zero_method: str) -> float:
+    """Two-sided p of T+ under all 2^n sign flips of d: scipy.stats.wilcoxon(method="auto")'s permutation
+    branch (same scipy.stats.permutation_test call and tolerance), with the statistic vectorised. |d| and so
+    its ranks do not change under sign flips; zeros carry no rank (wilcox) or a dropped one (pratt)."""
+    from scipy.stats import permutation_test, rankdata
+
+    if zero_method == "wilcox":
+        ranks = np.zeros_like(d)
+        ranks[d != 0] = rankdata(np.abs(d[d != 0]))
+    else:
+        ranks = np.where(d != 0, rankdata(np.abs(d)), 0.0)
+
+    def positive_rank_sum(sample, axis=-1):
+        return np.sum((sample > 0) * ranks, axis=axis)
+
+    res = permutation_test((d,), positive_rank_sum, permutation_type="samples", vectorized=True,
+                           n_resamples=9999, alternative="two-sided")
+    return float(res.pvalue)
 
 
 def holm(pvalues: Iterable[float]) -> np.ndarray:
