@@ -34,7 +34,8 @@ def _setup(root: Path) -> dict:
     from unlearnbench.datasets import prepare_dataset
 
     source = prepare_dataset("digits", root / "source", download_dir=root / "downloads")
-    dataset_cfg = {"split": {"val_fraction": 0.1, "test_fraction": 0.25}, "colour": {"enabled": False},
+    dataset_cfg = {"source": "digits", "split": {"val_fraction": 0.1, "test_fraction": 0.25},
+                   "colour": {"enabled": False},
                    "model": {"arch": "small_cnn", "width": 16},
                    "train": {"epochs": 20, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
                              "label_smoothing": 0.0, "schedule": "onecycle", "augment": False}}
