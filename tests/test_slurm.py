@@ -173,9 +173,16 @@ def cancel_when_running(cluster: Cluster, results: Path, found: dict, stop: thre
                 seen.setdefault(jobid, time.monotonic())
                 epoch = results / m.group(1) / m.group(2) / f"seed{m.group(3)}" / "retrain" / "model.pt.epoch"
                 if epoch.exists() or time.monotonic() - seen[jobid] >= 20:
-                    found["checkpoint"] = epoch.exists()
                     sh(["timeout", "10", "scancel", jobid], timeout=15)
                     found.update(jobid=jobid, comment=comment)
+                    # A short training can finish (and delete its checkpoint) between our look and the
+                    # cancel taking effect: what the rerun must resume from is what was left once the job
+                    # had stopped.
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline and any(
+                            j == jobid and st in ("RUNNING", "COMPLETING") for j, st, _ in cluster.queue()):
+                        time.sleep(0.3)
+                    found["checkpoint"] = epoch.exists()
                     return
         time.sleep(0.3)
 
