@@ -117,3 +117,19 @@ def test_requests_are_deterministic(experiment):
     b = make_request("random", experiment, {"fraction": 0.1}, data_seed=3)
     c = make_request("random", experiment, {"fraction": 0.1}, data_seed=4)
     assert np.array_equal(a.forget_idx, b.forget_idx) and not np.array_equal(a.forget_idx, c.forget_idx)
+
+
+def test_train_and_test_size_take_stratified_subsets_and_absent_keys_change_nothing():
+    raw = _synthetic_raw()
+    full, _ = build_experiment(raw, split=SPLIT, colour=COLOUR, data_seed=0)
+    same, _ = build_experiment(raw, split={**SPLIT, "train_size": None, "test_size": None}, colour=COLOUR,
+                               data_seed=0)
+    assert all(np.array_equal(full[k], same[k]) for k in full)
+    n_train = len(full["y_train"]) + len(full["y_val"])
+    small, _ = build_experiment(raw, split={**SPLIT, "train_size": n_train // 2, "test_size": 100},
+                                colour=COLOUR, data_seed=0)
+    assert len(small["y_train"]) + len(small["y_val"]) == pytest.approx(n_train // 2, abs=10)
+    assert len(small["y_test"]) == pytest.approx(100, abs=10)
+    for split in ("train", "test"):  # stratified: every class keeps its share
+        shares = np.bincount(small[f"y_{split}"]) / len(small[f"y_{split}"])
+        assert np.allclose(shares, np.bincount(full[f"y_{split}"]) / len(full[f"y_{split}"]), atol=0.02)

@@ -38,6 +38,14 @@ def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generat
     return kept, taken
 
 
+def _stratified_subset(labels: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray | None:
+    """Indices of a stratified random subset of about `size` items; None (and no draw) when size is None or
+    covers everything."""
+    if size is None or size >= len(labels):
+        return None
+    return stratified_split(labels, size / len(labels), rng)[1]
+
+
 def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
@@ -72,18 +80,14 @@ def build_experiment(raw: dict, *, split: dict, colour: dict, data_seed: int,
         x_test, y_test = x_train[taken], y_train[taken]
         x_train, y_train = x_train[kept], y_train[kept]
     # CPU-scale runs: stratified subsets, drawn only when asked for (so other configs keep their splits)
-    for part, size_key in (("train", "train_size"), ("test", "test_size")):
-        size = split.get(size_key)
-        labels_ = y_train if part == "train" else y_test
-        if size is None or size >= len(labels_):
-            continue
-        _, chosen = stratified_split(labels_, size / len(labels_), rng)
-        if part == "train":
-            x_train, y_train = x_train[chosen], y_train[chosen]
-            f_train = None if f_train is None else f_train[chosen]
-        else:
-            x_test, y_test = x_test[chosen], y_test[chosen]
-            f_test = None if f_test is None else f_test[chosen]
+    chosen = _stratified_subset(y_train, split.get("train_size"), rng)
+    if chosen is not None:
+        x_train, y_train = x_train[chosen], y_train[chosen]
+        f_train = None if f_train is None else f_train[chosen]
+    chosen = _stratified_subset(y_test, split.get("test_size"), rng)
+    if chosen is not None:
+        x_test, y_test = x_test[chosen], y_test[chosen]
+        f_test = None if f_test is None else f_test[chosen]
     kept, taken = stratified_split(y_train, split["val_fraction"], rng)
     arrays = {
         "x_train": x_train[kept], "y_train": y_train[kept],

@@ -129,19 +129,24 @@ def summarize(
 # ---------------------------------------------------------------------------
 # paired tests
 # ---------------------------------------------------------------------------
-def _signed_rank_sums(d: np.ndarray, zero_method: str) -> tuple[float, float]:
-    """(T+, T-) from ranks of |d| (average ranks for ties), zeros per zero_method."""
+def _abs_ranks(d: np.ndarray, zero_method: str) -> np.ndarray:
+    """Ranks of |d| (average ranks for ties), aligned with d; zero differences get rank 0: they are dropped
+    before ranking ("wilcox") or ranked, then dropped ("pratt")."""
     from scipy.stats import rankdata
 
+    ranks = np.zeros_like(d, dtype=np.float64)
     if zero_method == "wilcox":
-        d = d[d != 0]
-        ranks = rankdata(np.abs(d))
+        ranks[d != 0] = rankdata(np.abs(d[d != 0]))
     elif zero_method == "pratt":
-        ranks = rankdata(np.abs(d))  # zeros take part in the ranking ...
-        nz = d != 0
-        d, ranks = d[nz], ranks[nz]  # ... but their ranks are dropped
+        ranks[d != 0] = rankdata(np.abs(d))[d != 0]
     else:
         raise ValueError("zero_method must be 'wilcox' or 'pratt'")
+    return ranks
+
+
+def _signed_rank_sums(d: np.ndarray, zero_method: str) -> tuple[float, float]:
+    """(T+, T-) from ranks of |d| (average ranks for ties), zeros per zero_method."""
+    ranks = _abs_ranks(d, zero_method)
     return float(ranks[d > 0].sum()), float(ranks[d < 0].sum())
 
 
@@ -252,13 +257,9 @@ def _signed_rank_permutation_pvalue(d: np.ndarray, zero_method: str) -> float:
     """Two-sided p of T+ under all 2^n sign flips of d: scipy.stats.wilcoxon(method="auto")'s permutation
     branch (same scipy.stats.permutation_test call and tolerance), with the statistic vectorised. |d| and so
     its ranks do not change under sign flips; zeros carry no rank (wilcox) or a dropped one (pratt)."""
-    from scipy.stats import permutation_test, rankdata
+    from scipy.stats import permutation_test
 
-    if zero_method == "wilcox":
-        ranks = np.zeros_like(d)
-        ranks[d != 0] = rankdata(np.abs(d[d != 0]))
-    else:
-        ranks = np.where(d != 0, rankdata(np.abs(d)), 0.0)
+    ranks = _abs_ranks(d, zero_method)
 
     def positive_rank_sum(sample, axis=-1):
         return np.sum((sample > 0) * ranks, axis=axis)

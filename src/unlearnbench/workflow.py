@@ -31,17 +31,15 @@ def run_job(log_path: str, target: str, *args, **kwargs) -> None:
     the outputs, the log and the exit status are the same."""
     import os
 
-    address = os.environ.get("UNLEARNBENCH_JOB_SERVER")
-    if address:
-        from .jobserver import submit
+    from .jobserver import ENV_VAR, run_target, submit
 
+    address = os.environ.get(ENV_VAR)
+    if address:
         status = submit(address, target, _plain(args), _plain(kwargs), log_path)
         if status is not None:
             if status:
                 sys.exit(status)
             return
-    from .jobserver import run_target
-
     run_target(target, args, kwargs, log_path)
 
 
