@@ -1,6 +1,7 @@
 # unlearnbench: dataset → bias construction → forget requests → baseline → retrain oracles
 # → unlearning + evaluation → aggregation + statistics → paper figures and tables.
-# Rules say what depends on what; the package (src/unlearnbench) says how.
+# Rules say what depends on what; the package (src/unlearnbench) says how. The config is parsed once
+# (unlearnbench.config.parse: every run, scenario and knob validated before any job) into PLAN.
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -11,16 +12,12 @@ if not workflow.overwrite_configfiles:
 
 validate(config, "config/schema.yaml")
 
-from unlearnbench.config import check_config, experiments, method_knobs, method_source_hash, seed_list
+from unlearnbench.config import parse as parse_config
 
-check_config(config)
+PLAN = parse_config(config)
 
 RESULTS = config["results"]
-DATASETS = list(config["datasets"])
-SCENARIOS = list(config["scenarios"])
-EXPERIMENTS = experiments(config)  # (dataset, scenario) pairs
-RUNS = list(config["methods"])
-SEEDS = seed_list(config)
+SEEDS = PLAN.seeds
 REFERENCES = ["retrain"] + (["original"] if config["report_original"] else [])
 
 # Local runs fork every job from one process that has torch imported (unlearnbench.jobserver): a job's own
@@ -52,9 +49,12 @@ onerror:
 
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
-    scenario="|".join(SCENARIOS),
+    scenario="|".join(config["scenarios"]),
     run="[a-z][a-z0-9_]*",
     seed=r"\d+",
+
+
+report: "report/workflow.rst"
 
 
 include: "rules/common.smk"

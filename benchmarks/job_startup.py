@@ -29,9 +29,10 @@ import numpy as np
 
 
 def _setup(root: Path) -> dict:
-    from unlearnbench import runner
-    from unlearnbench.data import prepare_experiment, prepare_request
+    from unlearnbench import training
     from unlearnbench.datasets import prepare_dataset
+    from unlearnbench.experiment import prepare_experiment
+    from unlearnbench.scenarios import prepare_request
 
     source = prepare_dataset("digits", root / "source", download_dir=root / "downloads")
     dataset_cfg = {"source": "digits", "split": {"val_fraction": 0.1, "test_fraction": 0.25},
@@ -40,16 +41,25 @@ def _setup(root: Path) -> dict:
                    "train": {"epochs": 20, "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
                              "label_smoothing": 0.0, "schedule": "onecycle", "augment": False}}
     data, request, baseline = root / "experiment.npz", root / "random.npz", root / "baseline.pt"
-    prepare_experiment(str(source), str(data), dataset_cfg, 0)
-    prepare_request(str(data), "random", {"fraction": 0.1}, 0, str(request))
-    runner.train_model(str(data), None, str(baseline), dataset_cfg, 0, "cpu", 1, str(root / "setup.log"))
+    prepare_experiment(source=str(source), experiment=str(data), manifest=str(data.with_suffix(".json")),
+                       dataset=dataset_cfg, data_seed=0)
+    prepare_request(experiment=str(data), request=str(request), definition=str(request.with_suffix(".json")),
+                    scenario="random", options={"fraction": 0.1}, data_seed=0)
+    training.train_baseline(experiment=str(data), model=str(baseline),
+                            training={"model": dataset_cfg["model"], "train": dataset_cfg["train"]}, seed=0,
+                            device="cpu", threads=1, log=str(root / "setup.log"))
     return {"data": str(data), "request": str(request), "baseline": str(baseline)}
 
 
-def _job_args(paths: dict, out: Path, i: int) -> tuple:
-    return (paths["data"], paths["request"], paths["baseline"], "finetune", "finetune", {"epochs": 5, "lr": 0.02},
-            i, "cpu", 1, str(out / f"model{i}.pt"), str(out / f"run{i}.json"), str(out / f"outputs{i}.npz"),
-            str(out / f"job{i}.log"))
+def _job_args(paths: dict, out: Path, i: int) -> dict:
+    from unlearnbench.config import RunSpec
+
+    spec = RunSpec(name="finetune", method="finetune", setting="standard", knobs={"epochs": 5, "lr": 0.02},
+                   setting_knobs={}).job("digits", "random")
+    return dict(experiment=paths["data"], request=paths["request"], start=paths["baseline"],
+                model=str(out / f"model{i}.pt"), run=str(out / f"run{i}.json"), outputs=str(out / f"outputs{i}.npz"),
+                spec=spec, identity={"dataset": "digits", "scenario": "random", "seed": i}, seed=i, device="cpu",
+                threads=1, log=str(out / f"job{i}.log"))
 
 
 def main(argv=None, out=print) -> dict:
@@ -73,18 +83,18 @@ def main(argv=None, out=print) -> dict:
 
         start = time.perf_counter()
         for i in range(args.jobs):
-            call = f"from unlearnbench.runner import run_unlearning; run_unlearning(*{_job_args(paths, fresh_dir, i)!r})"
+            call = f"from unlearnbench.unlearning import run_unlearning; run_unlearning(**{_job_args(paths, fresh_dir, i)!r})"
             subprocess.run([sys.executable, "-c", call], check=True, timeout=600)
         fresh = (time.perf_counter() - start) / args.jobs
 
         server = jobserver.start(log_path=str(root / "server.log"))
         try:
             os.environ[jobserver.ENV_VAR] = server.address
-            run_job(str(root / "warm.log"), "unlearnbench.workflow:_plain", 0)  # waits out the preload
+            run_job("unlearnbench.codehash:closure", {}, str(root / "warm.log"))  # waits out the preload
             start = time.perf_counter()
             for i in range(args.jobs):
-                run_job(str(server_dir / f"job{i}.log"), "unlearnbench.runner:run_unlearning",
-                        *_job_args(paths, server_dir, i))
+                run_job("unlearnbench.unlearning:run_unlearning", _job_args(paths, server_dir, i),
+                        str(server_dir / f"job{i}.log"))
             served = (time.perf_counter() - start) / args.jobs
         finally:
             os.environ.pop(jobserver.ENV_VAR, None)

@@ -1,6 +1,23 @@
 # Input functions and parameters shared by the rule files (kept apart from rules, as the linter asks).
 
-from unlearnbench.config import setting_knobs, setting_source_hash
+from unlearnbench.codehash import code_hash
+from unlearnbench.config import scenario_options
+
+# the code each kind of job runs (unlearnbench.codehash): a change to it (or to what it imports) reruns its jobs
+CODE = {
+    "datasets": code_hash("unlearnbench.datasets", "unlearnbench.datasets.rule"),
+    "experiment": code_hash("unlearnbench.experiment"),
+    "training": code_hash("unlearnbench.training"),
+    "evaluation": code_hash("unlearnbench.unlearning"),
+    "report": code_hash("unlearnbench.report"),
+    "figures": code_hash("unlearnbench.plots"),
+    "tables": code_hash("unlearnbench.tables"),
+}
+SCENARIO = {name: scenario_options(config, name) for name in config["scenarios"]}
+
+
+def scenario_code(wildcards):
+    return code_hash("unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}")
 
 
 def dataset_cfg(wildcards):
@@ -9,7 +26,8 @@ def dataset_cfg(wildcards):
 
 def run_dirs():
     return [f"{RESULTS}/{dataset}/{scenario}/seed{seed}/{run}"
-            for dataset, scenario in EXPERIMENTS for seed in SEEDS for run in REFERENCES + RUNS]
+            for dataset, scenario in PLAN.experiments for seed in SEEDS
+            for run in REFERENCES + PLAN.runs_for(scenario)]
 
 
 def job_resources(kind):
@@ -38,28 +56,29 @@ def sparse_retrain_epochs(wildcards):
     return int(config["datasets"][wildcards.dataset]["train"]["epochs"] if epochs is None else epochs)
 
 
-def sparsity_tag(sparsity: float) -> str:
-    """The sparse baseline's path component for a sparsity level (0.95 -> "0.95")."""
-    return format(float(sparsity), "g")
+def run_job(wildcards):
+    """What an unlearning job runs (config.RunSpec.job): method, setting, knobs, starting model, code hash."""
+    return PLAN.job(wildcards.run, wildcards.dataset, wildcards.scenario)
+
+
+def identity(wildcards):
+    """Who a run is, written into its run.json (aggregation reads it, not the path)."""
+    return {"dataset": wildcards.dataset, "scenario": wildcards.scenario, "seed": int(wildcards.seed)}
 
 
 def starting_model(wildcards):
-    """The dense baseline, or for a `setting: sparsity` run the sparse baseline at the run's sparsity."""
-    spec = config["methods"][wildcards.run]
-    if spec.get("setting", "standard") != "sparsity":
-        return rules.baseline.output.model.format(dataset=wildcards.dataset, seed=wildcards.seed)
-    sparsity = setting_knobs(config, wildcards.run)["sparsity"]
-    return rules.sparse_baseline.output.model.format(dataset=wildcards.dataset, seed=wildcards.seed,
-                                                     sparsity=sparsity_tag(sparsity))
+    """The model a run starts from, as its setting's wrapper declares it (`start`, `start_params`)."""
+    job = run_job(wildcards)
+    start = {"baseline": rules.baseline.output.model, "sparse_baseline": rules.sparse_baseline.output.model}
+    if job["start"] not in start:
+        raise ValueError(f"methods.{wildcards.run}: starting model {job['start']!r} has no rule")
+    params = {k: format(float(v), "g") for k, v in job["start_params"].items()}
+    return start[job["start"]].format(dataset=wildcards.dataset, seed=wildcards.seed, **params)
 
 
-def run_params(wildcards):
-    spec = config["methods"][wildcards.run]
-    return {
-        "method": spec["method"],
-        "setting": spec.get("setting", "standard"),
-        "knobs": method_knobs(config, wildcards.run),
-        "setting_knobs": setting_knobs(config, wildcards.run),
-        "source_sha256": method_source_hash(spec["method"]),
-        "setting_sha256": setting_source_hash(),
-    }
+def scenario_label(name):
+    """A scenario's heading in tables: its type's label (unlearnbench.scenarios), plus the name if they differ."""
+    from unlearnbench.scenarios import REGISTRY
+
+    label = REGISTRY[SCENARIO[name]["type"]].label
+    return label if name == SCENARIO[name]["type"] else f"{label} ({name})"

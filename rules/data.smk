@@ -7,10 +7,12 @@ localrules: prepare_source
 
 rule prepare_source:
     output:
-        f"{RESULTS}/sources/{{source}}/data.npz",
+        data=f"{RESULTS}/sources/{{source}}/data.npz",
     params:
+        name=lambda wc: wc.source,
         mirror=config["data"]["mirror"],
         download_dir=config["data"]["download_dir"],
+        code=CODE["datasets"],
     log:
         f"{RESULTS}/logs/prepare_source/{{source}}.log",
     benchmark:
@@ -18,18 +20,19 @@ rule prepare_source:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/prepare_source.py"
+        "../workflow_scripts/job.py"
 
 
 rule prepare_experiment:
     input:
-        lambda wc: f"{RESULTS}/sources/{dataset_cfg(wc)['source']}/data.npz",
+        source=lambda wc: f"{RESULTS}/sources/{dataset_cfg(wc)['source']}/data.npz",
     output:
-        f"{RESULTS}/{{dataset}}/data/experiment.npz",
-        f"{RESULTS}/{{dataset}}/data/experiment.json",
+        experiment=f"{RESULTS}/{{dataset}}/data/experiment.npz",
+        manifest=f"{RESULTS}/{{dataset}}/data/experiment.json",
     params:
         dataset=lambda wc: {k: v for k, v in dataset_cfg(wc).items() if k in ("source", "split", "colour", "labels")},
         data_seed=config["data_seed"],
+        code=CODE["experiment"],
     log:
         f"{RESULTS}/logs/prepare_experiment/{{dataset}}.log",
     benchmark:
@@ -37,18 +40,20 @@ rule prepare_experiment:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/prepare_experiment.py"
+        "../workflow_scripts/job.py"
 
 
 rule forget_request:
     input:
-        rules.prepare_experiment.output[0],
+        experiment=rules.prepare_experiment.output.experiment,
     output:
-        f"{RESULTS}/{{dataset}}/requests/{{scenario}}.npz",
-        f"{RESULTS}/{{dataset}}/requests/{{scenario}}.json",
+        request=f"{RESULTS}/{{dataset}}/requests/{{scenario}}.npz",
+        definition=f"{RESULTS}/{{dataset}}/requests/{{scenario}}.json",
     params:
-        options=lambda wc: config["scenarios"][wc.scenario],
+        scenario=lambda wc: wc.scenario,
+        options=lambda wc: SCENARIO[wc.scenario],
         data_seed=config["data_seed"],
+        code=scenario_code,
     log:
         f"{RESULTS}/logs/forget_request/{{dataset}}_{{scenario}}.log",
     benchmark:
@@ -56,4 +61,4 @@ rule forget_request:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/forget_request.py"
+        "../workflow_scripts/job.py"

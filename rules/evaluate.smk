@@ -3,14 +3,16 @@
 
 rule evaluate_original:
     input:
-        data=rules.prepare_experiment.output[0],
-        request=rules.forget_request.output[0],
-        model=rules.baseline.output.model,
+        experiment=rules.prepare_experiment.output.experiment,
+        request=rules.forget_request.output.request,
+        baseline=rules.baseline.output.model,
     output:
         run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/original/run.json",
         outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/original/outputs.npz",
     params:
+        identity=identity,
         device=config["device"],
+        code=CODE["evaluation"],
     threads: 1
     log:
         f"{RESULTS}/logs/evaluate_original/{{dataset}}_{{scenario}}_seed{{seed}}.log",
@@ -19,4 +21,4 @@ rule evaluate_original:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/evaluate_original.py"
+        "../workflow_scripts/job.py"

@@ -1,4 +1,5 @@
 # Aggregation, statistics and the paper's figures and tables: cheap, local rules (submit host on SLURM).
+# Figures and tables are marked report(...): `snakemake --report report.html` collects them with captions.
 
 localrules: aggregate, statistics, figures, tables, paper
 
@@ -12,8 +13,7 @@ rule aggregate:
         parquet=f"{RESULTS}/summary/runs.parquet",
         traces=f"{RESULTS}/summary/traces.csv",
     params:
-        settings={run: spec.get("setting", "standard") for run, spec in config["methods"].items()},
-        methods={run: spec["method"] for run, spec in config["methods"].items()},
+        code=CODE["report"],
     # the per-run attacks (scikit-learn) run in parallel: locally this job runs alone at the end
     threads: 4
     log:
@@ -23,16 +23,18 @@ rule aggregate:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/aggregate.py"
+        "../workflow_scripts/job.py"
 
 
 rule statistics:
     input:
-        rules.aggregate.output.csv,
+        runs=rules.aggregate.output.csv,
     output:
         summary=f"{RESULTS}/summary/summary.csv",
         stats=f"{RESULTS}/summary/stats.csv",
         text=f"{RESULTS}/summary/summary.md",
+    params:
+        code=CODE["report"],
     log:
         f"{RESULTS}/logs/report/statistics.log",
     benchmark:
@@ -40,7 +42,7 @@ rule statistics:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/statistics.py"
+        "../workflow_scripts/job.py"
 
 
 rule figures:
@@ -50,9 +52,13 @@ rule figures:
         traces=rules.aggregate.output.traces,
     output:
         pdf=f"{RESULTS}/paper/fig_metrics.pdf",
-        png=f"{RESULTS}/paper/fig_metrics.png",
+        png=report(f"{RESULTS}/paper/fig_metrics.png", caption="../report/fig_metrics.rst", category="UIB",
+                   subcategory="Figures"),
         trace_pdf=f"{RESULTS}/paper/fig_bias_trace.pdf",
-        trace_png=f"{RESULTS}/paper/fig_bias_trace.png",
+        trace_png=report(f"{RESULTS}/paper/fig_bias_trace.png", caption="../report/fig_bias_trace.rst",
+                         category="UIB", subcategory="Figures"),
+    params:
+        code=CODE["figures"],
     log:
         f"{RESULTS}/logs/report/figures.log",
     benchmark:
@@ -60,16 +66,19 @@ rule figures:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/figures.py"
+        "../workflow_scripts/job.py"
 
 
 rule tables:
     input:
         summary=rules.statistics.output.summary,
+    output:
+        table=report(f"{RESULTS}/paper/table_uib.tex", caption="../report/table_uib.rst", category="UIB",
+                     subcategory="Tables"),
     params:
         labels={name: ds.get("label", name) for name, ds in config["datasets"].items()},
-    output:
-        table=f"{RESULTS}/paper/table_uib.tex",
+        scenarios=lambda wc: {name: scenario_label(name) for name in config["scenarios"]},
+        code=CODE["tables"],
     log:
         f"{RESULTS}/logs/report/tables.log",
     benchmark:
@@ -77,7 +86,7 @@ rule tables:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/tables.py"
+        "../workflow_scripts/job.py"
 
 
 rule paper:

@@ -1,15 +1,17 @@
-# Baseline (one per seed, on the full biased training set) and retrain oracles (one per scenario and
-# seed, from scratch on D \ ΔD). The oracle is also evaluated here, as method "retrain".
+# Baseline (one per seed, on the full training set) and retrain oracles (one per scenario and seed, from
+# scratch on D \ ΔD). The oracle is also evaluated here, as method "retrain".
 
 
 rule baseline:
     input:
-        data=rules.prepare_experiment.output[0],
+        experiment=rules.prepare_experiment.output.experiment,
     output:
         model=f"{RESULTS}/{{dataset}}/baseline/seed{{seed}}/model.pt",
     params:
         training=training_params,
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
+        code=CODE["training"],
     threads: 1
     resources:
         **job_resources("train"),
@@ -20,20 +22,23 @@ rule baseline:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/train.py"
+        "../workflow_scripts/job.py"
 
 
 rule retrain_oracle:
     input:
-        data=rules.prepare_experiment.output[0],
-        request=rules.forget_request.output[0],
+        experiment=rules.prepare_experiment.output.experiment,
+        request=rules.forget_request.output.request,
     output:
         model=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/retrain/model.pt",
         run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/retrain/run.json",
         outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/retrain/outputs.npz",
     params:
         training=training_params,
+        identity=identity,
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
+        code=CODE["training"],
     threads: 1
     resources:
         **job_resources("train"),
@@ -44,16 +49,16 @@ rule retrain_oracle:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/train.py"
+        "../workflow_scripts/job.py"
 
 
 # The Sparsity setting's starting model (Unlearn-Sparse OMP): the dense baseline pruned one-shot to the run's
 # sparsity and retrained on the full training set with the mask fixed; one per (dataset, sparsity, seed),
 # shared by every sparsity run and both scenarios. Its params hold only the dataset's recipe and the retrain
-# epochs, so no method knob reruns it.
+# epochs, so no method knob reruns it. Runs ask for it through their wrapper's declared `start`.
 rule sparse_baseline:
     input:
-        data=rules.prepare_experiment.output[0],
+        experiment=rules.prepare_experiment.output.experiment,
         dense=rules.baseline.output.model,
     output:
         model=f"{RESULTS}/{{dataset}}/sparse_baseline/sparsity{{sparsity}}/seed{{seed}}/model.pt",
@@ -61,8 +66,11 @@ rule sparse_baseline:
         sparsity=r"[0-9][0-9.e-]*",
     params:
         training=training_params,
+        sparsity=lambda wc: float(wc.sparsity),
         epochs=sparse_retrain_epochs,
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
+        code=CODE["training"],
     threads: 1
     resources:
         **job_resources("train"),
@@ -73,4 +81,4 @@ rule sparse_baseline:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/sparse_baseline.py"
+        "../workflow_scripts/job.py"

@@ -1,23 +1,24 @@
-# One job per (dataset, scenario, run, seed): the method starts from the seed's baseline (a sparsity run: from
-# the seed's sparse baseline at its sparsity, rules/train.smk); the job times the method alone and then
-# evaluates it (one process, so torch starts once per run).
+# One job per (dataset, scenario, run, seed): the method starts from the model its setting declares (the seed's
+# baseline, or e.g. the sparse baseline, rules/train.smk); the job times the method alone and then evaluates it
+# (one process, so torch starts once per run).
 
 
 rule unlearn:
     input:
-        data=rules.prepare_experiment.output[0],
-        request=rules.forget_request.output[0],
-        baseline=starting_model,
+        experiment=rules.prepare_experiment.output.experiment,
+        request=rules.forget_request.output.request,
+        start=starting_model,
     output:
         model=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/model.pt",
         run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/run.json",
         outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/outputs.npz",
     wildcard_constraints:
-        run="|".join(RUNS) if RUNS else "^$",
+        run="|".join(PLAN.runs) if PLAN.runs else "^$",
     params:
-        spec=run_params,
+        spec=run_job,
+        identity=identity,
+        seed=lambda wc: int(wc.seed),
         device=config["device"],
-        fail=lambda wc: config["fault_injection"] == f"{wc.dataset}/{wc.scenario}/{wc.seed}/{wc.run}",
     threads: 1
     # Short jobs: grouped so that N of them share one sbatch call (group-components in slurm/config.yaml);
     # ignored by local runs.
@@ -32,4 +33,4 @@ rule unlearn:
     conda:
         "../envs/unlearnbench.yaml"
     script:
-        "../workflow_scripts/unlearn.py"
+        "../workflow_scripts/job.py"

@@ -24,43 +24,71 @@ def digits_source(tmp_path_factory) -> Path:
     return prepare_dataset("digits", out, download_dir=out / "downloads")
 
 
+def job_spec(method: str, knobs: dict | None = None, run: str | None = None, setting: str = "standard",
+             setting_knobs: dict | None = None) -> dict:
+    """What the workflow hands an unlearning job (config.RunSpec.job), for a run configured inline."""
+    from unlearnbench.config import RunSpec
+
+    return RunSpec(name=run or method, method=method, setting=setting, knobs=dict(knobs or {}),
+                   setting_knobs=dict(setting_knobs or {})).job("d", "s")
+
+
 class Setup:
     """Experiment data, request, baseline and retrain oracle for one (dataset, scenario)."""
 
     def __init__(self, root: Path, source: Path, dataset_cfg: dict, scenario: str, options: dict):
-        from unlearnbench import runner
-        from unlearnbench.data import prepare_experiment, prepare_request
+        from unlearnbench import training
+        from unlearnbench.experiment import prepare_experiment
+        from unlearnbench.scenarios import prepare_request
 
         self.root, self.cfg, self.scenario = root, dataset_cfg, scenario
         self.data = root / "experiment.npz"
         self.request = root / f"{scenario}.npz"
         self.baseline = root / "baseline.pt"
         self.oracle = root / "oracle.pt"
-        prepare_experiment(str(source), str(self.data), dataset_cfg, 0)
-        prepare_request(str(self.data), scenario, options, 0, str(self.request))
-        runner.train_model(str(self.data), None, str(self.baseline), dataset_cfg, 0, "cpu", 1, str(root / "log"))
-        runner.train_model(str(self.data), str(self.request), str(self.oracle), dataset_cfg, 0, "cpu", 1,
-                           str(root / "log"))
+        self.training = {"model": dataset_cfg["model"], "train": dataset_cfg["train"]}
+        prepare_experiment(source=str(source), experiment=str(self.data), manifest=str(self.data.with_suffix(".json")),
+                           dataset=dataset_cfg, data_seed=0)
+        prepare_request(experiment=str(self.data), request=str(self.request),
+                        definition=str(self.request.with_suffix(".json")), scenario=scenario,
+                        options={"type": scenario, **options}, data_seed=0)
+        training.train_baseline(experiment=str(self.data), model=str(self.baseline), training=self.training, seed=0,
+                                device="cpu", threads=1, log=str(root / "log"))
+        training.train_oracle(experiment=str(self.data), request=str(self.request), model=str(self.oracle),
+                              run=str(root / "oracle.json"), outputs=str(root / "oracle_outputs.npz"),
+                              training=self.training, identity={"dataset": "d", "scenario": scenario, "seed": 0},
+                              seed=0, device="cpu", threads=1, log=str(root / "log"))
 
     def outputs(self, model_path: Path, tag: str) -> dict:
         import numpy as np
-        from unlearnbench import runner
+        from unlearnbench import unlearning
 
         npz = self.root / f"{tag}.npz"
-        runner.evaluate_checkpoint(str(self.data), str(self.request), str(model_path), 0, "cpu", 1,
-                                   str(self.root / f"{tag}.json"), str(npz), str(self.root / "log"), False)
+        unlearning.evaluate_original(experiment=str(self.data), request=str(self.request), baseline=str(model_path),
+                                     run=str(self.root / f"{tag}.json"), outputs=str(npz),
+                                     identity={"dataset": "d", "scenario": self.scenario, "seed": 0}, device="cpu",
+                                     threads=1, log=str(self.root / "log"))
         with np.load(npz) as z:
             return {k: z[k] for k in z.files}
 
-    def run(self, method: str, knobs: dict, tag: str) -> dict:
-        import numpy as np
-        from unlearnbench import runner
+    def run_job(self, method: str, knobs: dict, tag: str, setting: str = "standard",
+                setting_knobs: dict | None = None, start: Path | None = None) -> dict:
+        """One unlearning job as the workflow runs it; returns its info record (run.json `info`)."""
+        from unlearnbench import unlearning
 
-        npz = self.root / f"{tag}.npz"
-        runner.run_unlearning(str(self.data), str(self.request), str(self.baseline), tag, method, knobs, 0, "cpu",
-                              1, str(self.root / f"{tag}.pt"), str(self.root / f"{tag}.json"), str(npz),
-                              str(self.root / "log"))
-        with np.load(npz) as z:
+        return unlearning.run_unlearning(
+            experiment=str(self.data), request=str(self.request), start=str(start or self.baseline),
+            model=str(self.root / f"{tag}.pt"), run=str(self.root / f"{tag}.json"),
+            outputs=str(self.root / f"{tag}.npz"), spec=job_spec(method, knobs, tag, setting, setting_knobs),
+            identity={"dataset": "d", "scenario": self.scenario, "seed": 0}, seed=0, device="cpu", threads=1,
+            log=str(self.root / "log"))
+
+    def run(self, method: str, knobs: dict, tag: str, **kwargs) -> dict:
+        """One unlearning job; returns its per-sample outputs."""
+        import numpy as np
+
+        self.run_job(method, knobs, tag, **kwargs)
+        with np.load(self.root / f"{tag}.npz") as z:
             return {k: z[k] for k in z.files}
 
 

@@ -6,7 +6,8 @@ import pytest
 from scipy.stats import chi2_contingency
 
 from unlearnbench import colour
-from unlearnbench.data import ExperimentData, ForgetRequest, build_experiment, make_request, stratified_split
+from unlearnbench.experiment import ExperimentData, build_experiment, stratified_split
+from unlearnbench.scenarios import ForgetRequest, make_request
 
 
 def _synthetic_raw(n_per_class=300, n_classes=10, seed=0):

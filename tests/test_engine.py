@@ -11,7 +11,7 @@ from unlearnbench.models import ARCHITECTURES, build_model
 
 @pytest.fixture(scope="module")
 def digits(digits_source):
-    from unlearnbench.data import build_experiment
+    from unlearnbench.experiment import build_experiment
     from unlearnbench.datasets import load_prepared
 
     arrays, manifest = build_experiment(load_prepared(digits_source), split={"val_fraction": 0.1, "test_fraction": 0.25},

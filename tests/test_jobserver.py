@@ -15,6 +15,8 @@ import pytest
 from unlearnbench import jobserver
 from unlearnbench.workflow import run_job
 
+from conftest import job_spec
+
 pytestmark = pytest.mark.timeout(120)
 TARGETS = "jobserver_targets"
 LIGHT = ("unlearnbench.workflow",)  # protocol tests need no torch in the server
@@ -42,7 +44,7 @@ def test_job_runs_in_a_fork_with_the_clients_cwd_env_and_stdout(server, tmp_path
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("JOBSERVER_TEST_VALUE", "from-client")
     out = tmp_path / "report.json"
-    status = jobserver.submit(server.address, f"{TARGETS}:report", (str(out),), {}, str(tmp_path / "log"))
+    status = jobserver.submit(server.address, f"{TARGETS}:report", {"path": str(out)}, str(tmp_path / "log"))
     assert status == 0
     seen = json.loads(out.read_text())
     assert seen["pid"] not in (os.getpid(), server.pid)
@@ -53,21 +55,21 @@ def test_job_runs_in_a_fork_with_the_clients_cwd_env_and_stdout(server, tmp_path
 
 def test_failure_gives_status_1_and_the_traceback_in_the_log(server, tmp_path):
     log = tmp_path / "job.log"
-    status = jobserver.submit(server.address, f"{TARGETS}:fail", ("bad knob",), {}, str(log))
+    status = jobserver.submit(server.address, f"{TARGETS}:fail", {"message": "bad knob"}, str(log))
     assert status == 1
     assert "ValueError: bad knob" in log.read_text()
 
 
 def test_exit_codes_and_signals_come_back(server, tmp_path):
-    assert jobserver.submit(server.address, f"{TARGETS}:exit_with", (3,), {}, str(tmp_path / "log")) == 3
-    assert jobserver.submit(server.address, f"{TARGETS}:die_by_signal", (signal.SIGKILL,), {},
+    assert jobserver.submit(server.address, f"{TARGETS}:exit_with", {"code": 3}, str(tmp_path / "log")) == 3
+    assert jobserver.submit(server.address, f"{TARGETS}:die_by_signal", {"signum": signal.SIGKILL},
                             str(tmp_path / "log")) == 128 + signal.SIGKILL
 
 
 def test_run_job_exits_with_the_jobs_status(server, tmp_path, monkeypatch):
     monkeypatch.setenv(jobserver.ENV_VAR, server.address)
     with pytest.raises(SystemExit) as exc:
-        run_job(str(tmp_path / "log"), f"{TARGETS}:exit_with", 4)
+        run_job(f"{TARGETS}:exit_with", {"code": 4}, str(tmp_path / "log"))
     assert exc.value.code == 4
 
 
@@ -75,7 +77,7 @@ def test_a_client_that_goes_away_takes_its_worker_with_it(server, tmp_path):
     pid_file = tmp_path / "worker.pid"
     client = subprocess.Popen(
         [sys.executable, "-c", "import sys; from unlearnbench import jobserver; "
-         f"sys.exit(jobserver.submit({server.address!r}, '{TARGETS}:sleep_forever', ({str(pid_file)!r},), {{}}, None))"],
+         f"sys.exit(jobserver.submit({server.address!r}, '{TARGETS}:sleep_forever', {{'pid_path': {str(pid_file)!r}}}, None))"],
         cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
     try:
         deadline = time.monotonic() + 30
@@ -108,12 +110,12 @@ def test_the_server_exits_when_its_parent_dies(tmp_path):
 def test_unreachable_or_refusing_server_means_the_client_runs_the_job(server, tmp_path, monkeypatch):
     out = tmp_path / "report.json"
     monkeypatch.setenv(jobserver.ENV_VAR, str(tmp_path / "no-such.sock"))
-    run_job(str(tmp_path / "log"), f"{TARGETS}:report", str(out))
+    run_job(f"{TARGETS}:report", {"path": str(out)}, str(tmp_path / "log"))
     assert json.loads(out.read_text())["pid"] == os.getpid()
 
     # another interpreter (e.g. a conda env) is refused, so nothing runs against the wrong packages
     monkeypatch.setattr(jobserver, "_interpreter", lambda: ("/other/python", "/other"))
-    assert jobserver.submit(server.address, f"{TARGETS}:report", (str(out),), {}, None) is None
+    assert jobserver.submit(server.address, f"{TARGETS}:report", {"path": str(out)}, None) is None
 
 
 def test_stop_removes_the_socket_and_the_process():
@@ -129,9 +131,12 @@ def test_an_unlearning_job_gives_identical_outputs_in_the_server_and_in_process(
     s = random_setup
 
     def run(tag):
-        run_job(str(tmp_path / "log"), "unlearnbench.runner:run_unlearning", str(s.data), str(s.request),
-                str(s.baseline), tag, "finetune", {"epochs": 2, "lr": 0.02}, 0, "cpu", 1, str(tmp_path / f"{tag}.pt"),
-                str(tmp_path / f"{tag}.json"), str(tmp_path / f"{tag}.npz"), str(tmp_path / "log"))
+        run_job("unlearnbench.unlearning:run_unlearning", dict(
+            experiment=str(s.data), request=str(s.request), start=str(s.baseline), model=str(tmp_path / f"{tag}.pt"),
+            run=str(tmp_path / f"{tag}.json"), outputs=str(tmp_path / f"{tag}.npz"),
+            spec=job_spec("finetune", {"epochs": 2, "lr": 0.02}, tag), identity={"dataset": "d", "scenario": "s",
+                                                                              "seed": 0},
+            seed=0, device="cpu", threads=1, log=str(tmp_path / "log")), str(tmp_path / "log"))
         with np.load(tmp_path / f"{tag}.npz") as z:
             return {k: z[k] for k in z.files}
 

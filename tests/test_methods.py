@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from unlearnbench import evaluate
-from unlearnbench.methods import REGISTRY, ConfigError, UnlearnContext, UnlearnData, build_method, make_knobs
+from unlearnbench.methods import (REGISTRY, ConfigError, UndeclaredReadError, UnlearnContext, UnlearnData,
+                                  build_method, make_knobs)
 from unlearnbench.methods.influence import hessian_vector_product, lissa_inverse_hvp
 
 TEST_F1_FLOOR = 0.90  # the baseline reaches ~0.98 on this setup; unlearning may cost a little, not collapse it
@@ -44,20 +45,14 @@ def test_each_core_method_is_registered():
     assert set(CORE_METHODS) <= set(REGISTRY)
 
 
-class _Spy(UnlearnData):
-    """UnlearnData that records which fields a method reads."""
-
-    def __getattribute__(self, name):
-        if name in ("forget", "retain", "forget_counterfactual"):
-            object.__getattribute__(self, "touched").add(name)
-        return object.__getattribute__(self, name)
-
-
 @pytest.mark.parametrize("name", CORE_METHODS)
 def test_method_reads_only_declared_data(name, random_setup):
+    """The runner hands a method only what it declared, and reading anything else raises (not just None)."""
     from unlearnbench import engine
-    from unlearnbench.data import ExperimentData, ForgetRequest
-    from unlearnbench.runner import _method_inputs, load_model
+    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.scenarios import ForgetRequest
+    from unlearnbench.training import load_model
+    from unlearnbench.unlearning import method_inputs
 
     data = ExperimentData.load(random_setup.data)
     request = ForgetRequest.load(random_setup.request)
@@ -65,14 +60,26 @@ def test_method_reads_only_declared_data(name, random_setup):
     small = {"finetune": {"epochs": 1}, "gradient_ascent": {"epochs": 1}, "influence": {"depth": 3},
              "jit": {"n_perturbations": 2}}[name]
     method = build_method(name, small)
-    inputs = _method_inputs(method, data, request, torch.device("cpu"))
-    spy = _Spy(**inputs.__dict__)
-    object.__setattr__(spy, "touched", set())
+    inputs = method_inputs(method, data, request, torch.device("cpu"))
+    assert inputs.declared == method.reads
     for kind in ("forget", "retain", "forget_counterfactual"):
         if kind not in method.reads:
-            assert getattr(inputs, kind) is None, f"{name} was given {kind} it did not declare"
-    method.unlearn(model, spy, UnlearnContext(torch.device("cpu"), engine.seed_everything(0), log=lambda s: None))
-    assert object.__getattribute__(spy, "touched") <= set(method.reads)
+            with pytest.raises(UndeclaredReadError, match=kind):
+                getattr(inputs, kind)
+    # the method runs on exactly its declared data: an undeclared read would raise inside unlearn
+    method.unlearn(model, inputs, UnlearnContext(torch.device("cpu"), engine.seed_everything(0), log=lambda s: None))
+
+
+def test_undeclared_read_raises_even_when_the_data_exists():
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    y = torch.zeros(2, dtype=torch.int64)
+    full = UnlearnData(forget=(x, y), retain=(x, y))
+    zero_shot = full.restrict({"forget"}, owner="method 'z'")
+    assert zero_shot.forget[0] is x
+    with pytest.raises(UndeclaredReadError, match="method 'z' read 'retain'"):
+        zero_shot.retain
+    with pytest.raises(UndeclaredReadError):
+        zero_shot.restrict({"forget", "retain"})
 
 
 def test_lissa_matches_exact_inverse_hessian_vector_product():

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench import engine, runner
-from unlearnbench.data import ExperimentData, ForgetRequest
+from unlearnbench import engine, pruning, training, unlearning
 from unlearnbench.evaluate import compute_metrics
-from unlearnbench.methods import REGISTRY, ConfigError, UnlearnContext, UnlearnData, build_method, settings
-from unlearnbench.methods.settings import apply_setting, global_magnitude_masks, make_setting_knobs
+from unlearnbench.experiment import ExperimentData
+from unlearnbench.methods import REGISTRY, WRAPPERS, ConfigError, UnlearnContext, build_method, make_setting_knobs, uib
+from unlearnbench.pruning import global_magnitude_masks
+from unlearnbench.scenarios import ForgetRequest
 
 TEST_F1_FLOOR = 0.80   # baseline on this setup is ~0.95; an unlearning method may cost at most ~15 points here
 
@@ -35,10 +36,7 @@ FAST = {
 
 def run(setup, method, knobs, tag, setting="standard", setting_knobs=None, baseline=None):
     npz = setup.root / f"{tag}.npz"
-    info = runner.run_unlearning(str(setup.data), str(setup.request), str(baseline or setup.baseline), tag, method,
-                                 knobs, 0,
-                                 "cpu", 1, str(setup.root / f"{tag}.pt"), str(setup.root / f"{tag}.json"), str(npz),
-                                 str(setup.root / "log"), setting=setting, setting_knobs=setting_knobs)
+    info = setup.run_job(method, knobs, tag, setting=setting, setting_knobs=setting_knobs, start=baseline)
     with np.load(npz) as z:
         outputs = {k: z[k] for k in z.files}
     return info, outputs
@@ -80,7 +78,7 @@ def _spy(monkeypatch, method_name, seen):
     original = cls.unlearn
 
     def spy(self, model, data, ctx):
-        seen.append({k for k in ("forget", "retain", "forget_counterfactual") if getattr(data, k) is not None})
+        seen.append({k for k in data.declared if getattr(data, k) is not None})
         return original(self, model, data, ctx)
 
     monkeypatch.setattr(cls, "unlearn", spy)
@@ -96,8 +94,9 @@ def test_methods_see_only_declared_data(bias_setup, monkeypatch, method, setting
     baseline = None
     if setting == "sparsity":  # pruned, not retrained (0 epochs): enough to check what the method sees
         baseline = bias_setup.root / "pruned_only.pt"
-        runner.train_sparse_baseline(str(bias_setup.data), str(bias_setup.baseline), str(baseline), bias_setup.cfg,
-                                     0.95, 0, 0, "cpu", 1, str(bias_setup.root / "log"))
+        training.train_sparse_baseline(experiment=str(bias_setup.data), dense=str(bias_setup.baseline),
+                                       model=str(baseline), training=bias_setup.training, sparsity=0.95, epochs=0,
+                                       seed=0, device="cpu", threads=1, log=str(bias_setup.root / "log"))
     run(bias_setup, method, knobs, f"spy_{method}_{setting}", setting=setting, baseline=baseline)
     assert seen and seen[0] <= REGISTRY[method].reads, f"{method} saw {seen[0]}, declared {REGISTRY[method].reads}"
     assert seen[0] == set(REGISTRY[method].reads)  # bias scenario has every kind: all declared ones are given
@@ -117,12 +116,12 @@ def test_global_magnitude_masks_exact_sparsity():
         assert pruned_max <= kept_min  # global magnitude: everything pruned is smaller than everything kept
 
 
-def _baseline_and_data(setup, method):
+def _baseline_and_data(setup, method, setting="standard", setting_knobs=None):
     data = ExperimentData.load(str(setup.data))
     request = ForgetRequest.load(str(setup.request))
-    model, _ = runner.load_model(str(setup.baseline), data, torch.device("cpu"))
-    m = build_method(method, FAST[method])
-    inputs = runner._method_inputs(m, data, request, torch.device("cpu"))
+    model, _ = training.load_model(str(setup.baseline), data, torch.device("cpu"))
+    m = build_method(method, FAST[method], setting=setting, setting_knobs=setting_knobs)
+    inputs = unlearning.method_inputs(m, data, request, torch.device("cpu"))
     return model, m, inputs
 
 
@@ -130,10 +129,10 @@ def _baseline_and_data(setup, method):
 def test_sparsity_mask_fixed_throughout(random_setup, method):
     """Exactly round(0.95·N) conv weights are zero after pruning, stay zero at every forward pass of the
     method (i.e. after every optimiser step) and at the end."""
-    model, m, inputs = _baseline_and_data(random_setup, method)
-    weights = settings.conv_weights(model)
+    model, m, inputs = _baseline_and_data(random_setup, method, "sparsity", {"sparsity": 0.95})
+    weights = pruning.conv_weights(model)
     n = sum(w.numel() for w in weights)
-    masks = [mask for _, mask in settings.prune_model(model, 0.95)]  # the setting itself never prunes
+    masks = [mask for _, mask in pruning.prune_model(model, 0.95)]  # the setting itself never prunes
     violations = []
 
     def check(_module, _inputs):
@@ -142,9 +141,11 @@ def test_sparsity_mask_fixed_throughout(random_setup, method):
                 violations.append(True)
 
     handle = model.register_forward_pre_hook(check)
-    ctx = UnlearnContext(torch.device("cpu"), torch.Generator().manual_seed(0), log=lambda s: None)
+    stored = dict(zip(pruning.conv_weight_names(model), masks))
+    ctx = UnlearnContext(torch.device("cpu"), torch.Generator().manual_seed(0), log=lambda s: None,
+                         start_meta={"sparse_masks": stored})
     before = [w.detach().clone() for w in weights]
-    apply_setting("sparsity", {"sparsity": 0.95}, model, m, inputs, ctx, masks=masks)
+    m.unlearn(model, inputs, ctx)
     handle.remove()
     assert not violations, f"{method}: a pruned weight was non-zero during unlearning"
     zeros = sum(int((w == 0).sum()) for w in weights)
@@ -161,23 +162,24 @@ SPARSE_RETRAIN_FLOOR = 0.90  # dense baseline ~0.97 val acc; 95% pruned, retrain
 def sparse_baseline(random_setup):
     """Unlearn-Sparse's sparse original: the dense baseline pruned to 95% and retrained on D, mask fixed."""
     path = random_setup.root / "sparse_baseline.pt"
-    meta = runner.train_sparse_baseline(str(random_setup.data), str(random_setup.baseline), str(path),
-                                        random_setup.cfg, 0.95, random_setup.cfg["train"]["epochs"], 0, "cpu", 1,
-                                        str(random_setup.root / "log"))
+    meta = training.train_sparse_baseline(experiment=str(random_setup.data), dense=str(random_setup.baseline),
+                                          model=str(path), training=random_setup.training, sparsity=0.95,
+                                          epochs=random_setup.cfg["train"]["epochs"], seed=0, device="cpu", threads=1,
+                                          log=str(random_setup.root / "log"))
     return path, meta
 
 
 def test_sparse_baseline_exact_sparsity_and_recovers(random_setup, sparse_baseline):
     path, meta = sparse_baseline
     data = ExperimentData.load(str(random_setup.data))
-    model, stored = runner.load_model(str(path), data, torch.device("cpu"))
-    weights = settings.conv_weights(model)
-    masks = runner.sparse_masks(model, stored)
+    model, stored = training.load_model(str(path), data, torch.device("cpu"))
+    weights = pruning.conv_weights(model)
+    masks = pruning.stored_masks(model, stored)
     n = sum(w.numel() for w in weights)
     # exactly round(0.95·N) pruned, the stored mask is the one the dense weights give, pruned weights are 0
     assert n - sum(int(m.sum()) for m in masks) == round(0.95 * n) == meta["n_pruned"]
-    dense, _ = runner.load_model(str(random_setup.baseline), data, torch.device("cpu"))
-    expected = global_magnitude_masks(settings.conv_weights(dense), 0.95)
+    dense, _ = training.load_model(str(random_setup.baseline), data, torch.device("cpu"))
+    expected = global_magnitude_masks(pruning.conv_weights(dense), 0.95)
     assert all(torch.equal(m.bool(), e.bool()) for m, e in zip(masks, expected))
     assert all(bool((w[~m] == 0).all()) for w, m in zip(weights, masks))
     assert sum(int((w != 0).sum()) for w in weights) <= n - round(0.95 * n)
@@ -194,16 +196,13 @@ def test_unlearning_from_sparse_baseline_keeps_mask(random_setup, sparse_baselin
     stays accurate (the pruning-inside-the-run version was at test F1 ~0.03 for IF)."""
     path, meta = sparse_baseline
     tag = f"sp_{method}"
-    info = runner.run_unlearning(str(random_setup.data), str(random_setup.request), str(path), tag, method,
-                                      FAST[method], 0, "cpu", 1, str(random_setup.root / f"{tag}.pt"),
-                                      str(random_setup.root / f"{tag}.json"), str(random_setup.root / f"{tag}.npz"),
-                                      str(random_setup.root / "log"), setting="sparsity",
-                                      setting_knobs={"sparsity": 0.95})
+    info = random_setup.run_job(method, FAST[method], tag, setting="sparsity", setting_knobs={"sparsity": 0.95},
+                                start=path)
     data = ExperimentData.load(str(random_setup.data))
-    model, _ = runner.load_model(str(random_setup.root / f"{tag}.pt"), data, torch.device("cpu"))
-    start, stored = runner.load_model(str(path), data, torch.device("cpu"))
-    masks = runner.sparse_masks(start, stored)
-    weights = settings.conv_weights(model)
+    model, _ = training.load_model(str(random_setup.root / f"{tag}.pt"), data, torch.device("cpu"))
+    start, stored = training.load_model(str(path), data, torch.device("cpu"))
+    masks = pruning.stored_masks(start, stored)
+    weights = pruning.conv_weights(model)
     assert all(bool((w[~m] == 0).all()) for w, m in zip(weights, masks)), "unlearning revived pruned weights"
     assert info["param_change"] > 0
     with np.load(random_setup.root / f"{tag}.npz") as z:
@@ -213,18 +212,16 @@ def test_unlearning_from_sparse_baseline_keeps_mask(random_setup, sparse_baselin
 
 def test_sparsity_setting_refuses_a_dense_model(random_setup):
     """The setting keeps a mask fixed; it never prunes: a dense starting model is an error naming the fix."""
-    with pytest.raises(settings.SparseModelError, match="sparse_baseline"):
+    with pytest.raises(pruning.SparseModelError, match="sparse_baseline"):
         run(random_setup, "finetune", FAST["finetune"], "sp_dense", setting="sparsity",
             setting_knobs={"sparsity": 0.9})
 
 
 def test_sparse_masks_must_match_configured_sparsity(random_setup, sparse_baseline):
     path, _ = sparse_baseline
-    with pytest.raises(settings.SparseModelError, match="configured for sparsity 0.9"):
-        runner.run_unlearning(str(random_setup.data), str(random_setup.request), str(path), "sp_mismatch",
-                              "finetune", FAST["finetune"], 0, "cpu", 1, str(random_setup.root / "mm.pt"),
-                              str(random_setup.root / "mm.json"), str(random_setup.root / "mm.npz"),
-                              str(random_setup.root / "log"), setting="sparsity", setting_knobs={"sparsity": 0.9})
+    with pytest.raises(pruning.SparseModelError, match="configured for sparsity 0.9"):
+        random_setup.run_job("finetune", FAST["finetune"], "sp_mismatch", setting="sparsity",
+                             setting_knobs={"sparsity": 0.9}, start=path)
 
 
 # ---------------------------------------------------------------------------------------------- uib
@@ -257,19 +254,16 @@ def test_uib_scrub_removal_does_not_collapse(random_setup):
 
 def test_removal_penalty_has_no_gradient_norm_term(random_setup):
     """Without counterfactuals the bound is β·½‖θ^(L−1) − θ₀^(L−1)‖² only (0 at θ₀)."""
-    model, m, _ = _baseline_and_data(random_setup, "finetune")
-    data = ExperimentData.load(str(random_setup.data))
-    request = ForgetRequest.load(str(random_setup.request))
-    inputs = runner._method_inputs(m, data, request, torch.device("cpu"), extra_reads=settings.setting_reads("uib"))
+    model, m, inputs = _baseline_and_data(random_setup, "finetune", "uib")
     assert inputs.forget_counterfactual is None
-    layers = settings.parameter_layers(model)
+    layers = uib.parameter_layers(model)
     anchor = [p.detach().clone() for p in layers[-2]]
     params = [p for p in model.parameters() if p.requires_grad]
-    pen = settings.uib_penalty(model, inputs, torch.arange(16), layers[-2], anchor, params, beta=0.1)
+    pen = uib.uib_penalty(model, inputs, torch.arange(16), layers[-2], anchor, params, beta=0.1)
     assert pen.item() == 0.0
     with torch.no_grad():
         layers[-2][0].add_(1.0)
-    pen = settings.uib_penalty(model, inputs, torch.arange(16), layers[-2], anchor, params, beta=0.1)
+    pen = uib.uib_penalty(model, inputs, torch.arange(16), layers[-2], anchor, params, beta=0.1)
     assert torch.isclose(pen, torch.tensor(0.1 * 0.5 * layers[-2][0].numel()))
 
 
@@ -278,27 +272,23 @@ def test_regularisation_step_never_ascends():
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
     f = lambda: 50.0 * (w ** 2).sum()  # curvature 100: a fixed step of 0.1 would multiply w by -9
     before = float(f())
-    step = settings.regularisation_step(f, [w], [torch.ones(2)], lr=0.1)
+    step = uib.regularisation_step(f, [w], [torch.ones(2)], lr=0.1)
     assert 0 < step < 0.02 and float(f()) < before
     w1 = float(w[1])
-    settings.regularisation_step(f, [w], [torch.tensor([1.0, 0.0])], lr=0.1)
+    uib.regularisation_step(f, [w], [torch.tensor([1.0, 0.0])], lr=0.1)
     assert float(w[1]) == w1  # masked entries never move
 
 
 def test_uib_updates_only_sampled_parameters(bias_setup):
     """With tau high, only the most influenced parameters are eligible: the others do not move."""
-    model, m, _ = _baseline_and_data(bias_setup, "finetune")
-    data = ExperimentData.load(str(bias_setup.data))
-    request = ForgetRequest.load(str(bias_setup.request))
-    inputs = runner._method_inputs(m, data, request, torch.device("cpu"), extra_reads=settings.setting_reads("uib"))
+    model, m, inputs = _baseline_and_data(bias_setup, "finetune", "uib", {"tau": 3.0, "reg_lr": 0.0, "beta": 0.0})
     params = [p for p in model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
     ctx = UnlearnContext(torch.device("cpu"), torch.Generator().manual_seed(0), log=lambda s: None)
-    knobs = make_setting_knobs("uib", {"tau": 3.0, "reg_lr": 0.0, "beta": 0.0}, "t", "finetune")
-    m.knobs.epochs = 1  # one iteration: one mask
+    m.inner.knobs.epochs = 1  # one iteration: one mask
     model.eval()
-    scores = settings.influence_scores(model, inputs, params, 256)
-    apply_setting("uib", knobs, model, m, inputs, ctx)
+    scores = uib.influence_scores(model, inputs, params, 256)
+    m.unlearn(model, inputs, ctx)
     moved = sum(int((p.detach() != b).sum()) for p, b in zip(params, before))
     eligible = sum(int((s / s.mean() >= 3.0).sum()) for s in scores if s.mean() > 0)
     total = sum(p.numel() for p in params)
@@ -306,18 +296,15 @@ def test_uib_updates_only_sampled_parameters(bias_setup):
 
 
 def test_uib_penalty_terms(bias_setup):
-    model, m, _ = _baseline_and_data(bias_setup, "finetune")
-    data = ExperimentData.load(str(bias_setup.data))
-    request = ForgetRequest.load(str(bias_setup.request))
-    inputs = runner._method_inputs(m, data, request, torch.device("cpu"), extra_reads=settings.setting_reads("uib"))
+    model, m, inputs = _baseline_and_data(bias_setup, "finetune", "uib")
     model.eval()
-    layers = settings.parameter_layers(model)
+    layers = uib.parameter_layers(model)
     assert layers[-1] == list(model.head.parameters())  # θ^(L): the classifier
     params = [p for p in model.parameters() if p.requires_grad]
     anchor = [p.detach().clone() for p in layers[-2]]
     idx = torch.arange(16)
-    pen = settings.uib_penalty(model, inputs, idx, layers[-2], anchor, params, beta=0.1)
-    grads = torch.autograd.grad(settings.pattern_loss(model, inputs, idx), params)
+    pen = uib.uib_penalty(model, inputs, idx, layers[-2], anchor, params, beta=0.1)
+    grads = torch.autograd.grad(uib.pattern_loss(model, inputs, idx), params)
     assert torch.isclose(pen, 0.1 * sum((g ** 2).sum() for g in grads), rtol=1e-4)  # KL term 0 at θ₀
 
 
@@ -325,15 +312,15 @@ def test_uib_penalty_terms(bias_setup):
 
 def _config(**run):
     return {"datasets": {"d": {"source": "digits", "scenarios": ["random"]}}, "scenarios": {"random": {}},
-            "methods": {"x": run}}
+            "methods": {"x": run}, "seeds": 1}
 
 
 def test_config_accepts_settings_and_validates_knobs():
-    from unlearnbench.config import check_config, setting_knobs
+    from unlearnbench.config import check_config, parse
 
     check_config(_config(method="finetune", setting="sparsity", setting_knobs={"sparsity": 0.95}))
     check_config(_config(method="scrub", setting="uib", setting_knobs={"beta": 0.1, "tau": 1, "sampling": "categorical"}))
-    assert setting_knobs(_config(method="influence", setting="uib"), "x")["beta"] == 0.01
+    assert parse(_config(method="influence", setting="uib")).job("x", "d", "random")["setting_knobs"]["beta"] == 0.01
     for bad, key in [({"method": "gradient_ascent", "setting": "uib"}, "methods.x.setting"),
                      ({"method": "finetune", "setting": "sparsity", "setting_knobs": {"sparsity": 1.5}},
                       "methods.x.setting_knobs.sparsity"),

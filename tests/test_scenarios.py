@@ -14,7 +14,8 @@ import yaml
 from scipy.stats import chi2_contingency
 
 from unlearnbench import colour
-from unlearnbench.data import ExperimentData, ForgetRequest, build_experiment, make_request
+from unlearnbench.experiment import ExperimentData, build_experiment
+from unlearnbench.scenarios import ForgetRequest, make_request
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = {"val_fraction": 0.1, "test_fraction": 0.25}

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -125,7 +126,42 @@ class Run:
         return {rule: int(n) for rule, n in (line.split() for line in m.group(1).splitlines())}
 
 
-def start(results: Path, log: Path, *extra: str, slurm: bool = True, seconds: int = 420) -> Run:
+FAULT_VAR = "UNLEARNBENCH_TEST_FAULT"
+# Appended to the test's copy of unlearning.py (production code has no fault hook): the unlearning job whose
+# dataset/scenario/seed/run equals $UNLEARNBENCH_TEST_FAULT fails.
+FAULT_HOOK = f"""
+
+def _inject_fault(function):
+    import functools
+    import os
+
+    @functools.wraps(function)
+    def wrapper(**kwargs):
+        who = "{{dataset}}/{{scenario}}/{{seed}}".format(**kwargs["identity"]) + "/" + kwargs["spec"]["run"]
+        if os.environ.get("{FAULT_VAR}") == who:
+            raise RuntimeError("fault injected by tests/test_slurm.py into " + who)
+        return function(**kwargs)
+    return wrapper
+
+
+run_unlearning = _inject_fault(run_unlearning)
+"""
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The repository's workflow in `dest`, with the fault hook in its copy of the package."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, dest / name)
+    for name in ("rules", "workflow_scripts", "config", "envs", "report", "slurm"):
+        shutil.copytree(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    with open(dest / "src/unlearnbench/unlearning.py", "a") as f:
+        f.write(FAULT_HOOK)
+    return dest
+
+
+def start(results: Path, log: Path, *extra: str, slurm: bool = True, seconds: int = 420, workdir: Path = ROOT,
+          fault: str | None = None) -> Run:
     cmd = ["timeout", "-s", "INT", "-k", "30", str(seconds), SNAKEMAKE,
            "--configfile", str(TEST_CONFIG), "--config", f"results={results}"]
     if slurm:
@@ -143,8 +179,13 @@ def start(results: Path, log: Path, *extra: str, slurm: bool = True, seconds: in
     else:
         cmd += ["--cores", "2"]
     cmd += list(extra)
+    # SLURM jobs inherit this environment (sbatch --export=ALL): the copy's package and the fault to inject
+    env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
+    env.pop(FAULT_VAR, None)
+    if fault:
+        env[FAULT_VAR] = fault
     fh = open(log, "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT, text=True, env=env)
     fh.close()
     return Run(proc, log)
 
@@ -202,8 +243,8 @@ def test_profile_on_slurm(cluster, tmp_path):
     dataset, scenario, seed, run = FAULT
 
     # 1. Through SLURM, with one unlearning job made to fail and one oracle training scancel'ed mid-run.
-    first = start(results, tmp_path / "slurm1.log", "--config", f"results={results}",
-                  f"fault_injection={dataset}/{scenario}/{seed}/{run}")
+    workdir = copy_workflow(Path(tempfile.mkdtemp(dir=tmp_path)))
+    first = start(results, tmp_path / "slurm1.log", workdir=workdir, fault=f"{dataset}/{scenario}/{seed}/{run}")
     found, stop = {}, threading.Event()
     watcher = threading.Thread(target=cancel_when_running, args=(cluster, results, found, stop))
     watcher.start()
@@ -238,7 +279,7 @@ def test_profile_on_slurm(cluster, tmp_path):
 
     # 2. The rerun, fault removed: exactly what is missing, nothing that was complete.
     mtimes = {p: p.stat().st_mtime_ns for d in done_before for p in d.iterdir()}
-    second = start(results, tmp_path / "slurm2.log").wait()
+    second = start(results, tmp_path / "slurm2.log", workdir=workdir).wait()
     assert second.rc == 0, second.text[-5000:]
     stats = second.job_stats()
     missing_unlearn = [d for d in missing if d.name not in ("retrain", "original")]
@@ -258,7 +299,7 @@ def test_profile_on_slurm(cluster, tmp_path):
     t_slurm = time.monotonic() - t_start
 
     # 3. The same config, locally: same artifacts, same metrics.
-    ref = start(local, tmp_path / "local.log", slurm=False).wait()
+    ref = start(local, tmp_path / "local.log", slurm=False, workdir=workdir).wait()
     assert ref.rc == 0, ref.text[-5000:]
     for a in ARTIFACTS:
         assert (local / a).exists(), a

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def _copy_workflow(dest: Path) -> Path:
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / name, dest / name)
-    for name in ("rules", "workflow_scripts", "config", "envs"):
+    for name in ("rules", "workflow_scripts", "config", "envs", "report"):
         shutil.copytree(ROOT / name, dest / name)
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
     return dest
@@ -144,16 +144,74 @@ def test_adding_a_seed_runs_only_that_seeds_jobs(completed):
     assert planned_jobs(workdir, "--configfile", str(cfg)) == expected
 
 
+def _edited(workdir: Path, relative: str, addition: str):
+    """A context in which module `relative` (under src/unlearnbench) has `addition` appended."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def edit():
+        module = workdir / "src/unlearnbench" / relative
+        original = module.read_text()
+        try:
+            module.write_text(original + addition)
+            yield
+        finally:
+            module.write_text(original)
+    return edit()
+
+
 def test_editing_one_method_module_reruns_only_that_method(completed):
     workdir, config, cfg = completed
-    module = workdir / "src/unlearnbench/methods/gradient_ascent.py"
-    original = module.read_text()
-    try:
-        module.write_text(original + "\n# an edit\n")
-        n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
+    n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
+    with _edited(workdir, "methods/gradient_ascent.py", "\n_EDIT = 1\n"):
         assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments, **REPORT}
-    finally:
-        module.write_text(original)
+
+
+def test_editing_a_comment_or_docstring_reruns_nothing(completed):
+    workdir, _, cfg = completed
+    with _edited(workdir, "engine.py", "\n# a comment\n"), _edited(workdir, "methods/jit.py", "\n\"\"\"docs\"\"\"\n"):
+        assert planned_jobs(workdir, "--configfile", str(cfg)) == {}
+
+
+def test_editing_the_uib_wrapper_reruns_uib_runs_only(completed):
+    workdir, config, cfg = completed
+    n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
+    n_uib = sum(spec.get("setting") == "uib" for spec in config["methods"].values())
+    with _edited(workdir, "methods/uib.py", "\n_EDIT = 1\n"):
+        assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments * n_uib, **REPORT}
+
+
+def test_editing_the_engine_reruns_every_job_that_trains_with_it(completed):
+    """engine.py is imported by the training jobs and (through methods/base.py) by every method: an edit reruns the
+    baselines, the oracles, the sparse baselines and every unlearning job; data preparation stays."""
+    workdir, config, cfg = completed
+    n_datasets = len(config["datasets"])
+    n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
+    with _edited(workdir, "engine.py", "\n_EDIT = 1\n"):
+        planned = planned_jobs(workdir, "--configfile", str(cfg))
+    assert planned["baseline"] == SEEDS * n_datasets
+    assert planned["retrain_oracle"] == SEEDS * n_experiments
+    assert planned["unlearn"] == SEEDS * n_experiments * len(config["methods"])
+    assert "prepare_experiment" not in planned and "forget_request" not in planned
+
+
+def test_every_rule_calls_its_target_by_keyword():
+    """Each rule's named inputs, outputs and params are exactly the keyword parameters of its package target
+    (unlearnbench.jobs.TARGETS), so the one generic workflow script can map them."""
+    from snakemake.api import ConfigSettings, ResourceSettings, SnakemakeApi
+
+    from unlearnbench.jobs import TARGETS, call_arguments
+
+    with SnakemakeApi() as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=1),
+                                config_settings=ConfigSettings(config={"results": "/nonexistent/results"}),
+                                snakefile=ROOT / "Snakefile", workdir=ROOT)._workflow
+        scripted = [rule for rule in workflow.rules if rule.script]
+        assert {rule.name for rule in scripted} == set(TARGETS)
+        for rule in scripted:
+            assert rule.script.endswith("workflow_scripts/job.py"), rule.name
+            keys = [*rule.input._names, *rule.output._names, *rule.params._names, "log", "threads"]
+            call_arguments(TARGETS[rule.name], dict.fromkeys(keys))  # raises TypeError on any mismatch
 
 
 @pytest.mark.parametrize("mutate,key", [

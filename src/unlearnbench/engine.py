@@ -10,13 +10,14 @@ import math
 import os
 import time
 from dataclasses import dataclass, asdict
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import checkpoint as checkpoints
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -85,9 +86,15 @@ class TrainConfig:
     compile: bool = False
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool):
-    order = torch.randperm(n, generator=generator)
-    batch_size = min(batch_size, n)
+def batches(n: int, batch_size: int, generator: torch.Generator | None = None, *, shuffle: bool = True,
+            drop_last: bool = False, device=None):
+    """Index tensors of the minibatches of an epoch over n items: a permutation drawn from `generator` (shuffle) or
+    0..n-1 in order, cut into `batch_size` pieces (at most n); drop_last drops a short final piece. The one
+    minibatch loop of the package (training, every method)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    if device is not None:
+        order = order.to(device)
+    batch_size = max(1, min(batch_size, n))
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start:start + batch_size]
@@ -160,14 +167,17 @@ def train(
     generator: torch.Generator,
     log: Callable[[str], None] = print,
     checkpoint: str | os.PathLike | None = None,
+    fingerprint: str = "",
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
 ) -> list[dict]:
     """Minimise cross-entropy on (x, y); returns per-epoch history.
 
-    checkpoint: a path written at the end of every epoch (model, optimiser, schedule, data-order RNG);
-    if it exists at start, training resumes from it and ends with the same weights as an uninterrupted run.
+    checkpoint: a path written at the end of every epoch (model, optimiser, schedule, data-order RNG, seconds so
+    far); if it exists at start and was written for `fingerprint` (the recipe, model and data; unlearnbench.checkpoint),
+    training resumes from it and ends with the same weights as an uninterrupted run. Each history record carries
+    `seconds`: training time up to the end of that epoch, accumulated across resumes.
     extra_loss / after_step: hooks for regularised methods (ℓ1 sparsity, fixed pruning masks).
     """
     device = x.device
@@ -178,14 +188,19 @@ def train(
     total_steps = max(1, cfg.epochs * steps_per_epoch)
     history: list[dict] = []
     start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
+    seconds_before = 0.0
+    state = checkpoints.load_epoch(checkpoint, fingerprint, log) if checkpoint is not None else None
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise checkpoints.CheckpointError(f"{checkpoint}: the epoch checkpoint does not fit this model ({exc}); "
+                                              "delete it to train from scratch") from exc
         optimizer.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        start_epoch, history = state["epoch"], state["history"]
-        log(f"resumed from {checkpoint} at epoch {start_epoch}")
+        start_epoch, history, seconds_before = state["epoch"], state["history"], state["seconds"]
+        log(f"resumed from {checkpoint} at epoch {start_epoch} ({seconds_before:.1f}s of training before)")
     autocast = device.type == "cuda"
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)  # matches the channels_last data; a no-op for 1-D/2-D params
@@ -204,8 +219,7 @@ def train(
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.int64)
         seen = 0
-        for idx in _batches(n, cfg.batch_size, generator, drop_last):
-            idx = idx.to(device)
+        for idx in batches(n, cfg.batch_size, generator, drop_last=drop_last, device=device):
             xb, yb = x[idx], y[idx]
             if cfg.augment:
                 xb = random_crop_flip(xb, generator, pad=max(1, xb.shape[-1] // 8), flip=cfg.flip)
@@ -224,7 +238,8 @@ def train(
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == yb).sum()
             seen += len(idx)
-        record = {"epoch": epoch + 1, "loss": float(loss_sum) / seen, "train_acc": float(correct) / seen}
+        record = {"epoch": epoch + 1, "loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,
+                  "seconds": seconds_before + time.perf_counter() - t0}
         history.append(record)
         elapsed = time.perf_counter() - t0
         done = epoch + 1 - start_epoch
@@ -234,19 +249,12 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, model)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
+            checkpoints.save_epoch(checkpoint, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "epoch": epoch + 1, "history": history,
-            })
+                "epoch": epoch + 1, "history": history, "seconds": record["seconds"],
+            }, fingerprint)
     return history
-
-
-def _save_checkpoint(path, state) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 @torch.inference_mode()

@@ -96,6 +96,22 @@ def iteration_probe(data, request, device):
     return probe, trace
 
 
+def save_run(model, data, request, device, run: str, outputs: str, identity: dict, info: dict,
+             trace: list[dict]) -> dict:
+    """Write a model's per-sample outputs (`outputs`, .npz) and the run record (`run`, .json: who the run is, its
+    timing and per-iteration trace); metrics are computed from them downstream, in aggregation."""
+    from .io import write_bundle
+
+    values = model_outputs(model, data, request, device)
+    if not all(np.isfinite(v).all() for k, v in values.items() if k.endswith("_logits")):
+        raise FloatingPointError(
+            "the model's outputs are not finite after unlearning (the method diverged); lower its learning rate "
+            "or, for influence, raise `scale` / `damping` (see docs/methods.md)")
+    info = {**info, "ut_minutes": info["ut_seconds"] / 60.0, "n_classes": data.n_classes}
+    write_bundle(outputs, values, {"identity": identity, "info": info, "trace": trace}, json_path=run)
+    return info
+
+
 def parameters_changed(before: dict, model) -> float:
     """L2 distance between a state dict and a model's parameters (0 means the method did nothing)."""
     total = 0.0

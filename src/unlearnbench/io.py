@@ -1,33 +1,53 @@
-"""Atomic writes: an output either exists complete or not at all (a killed job leaves nothing half-written)."""
+"""Atomic writes and the one on-disk bundle format (an .npz of arrays + a .json of metadata).
+
+An output either exists complete or not at all: every writer writes a temporary file with a name unique to the
+writing process in the target's folder and renames it into place. Files get the permissions of the user's umask
+(as `open()` would give them), so collaborators on a shared cluster can read results.
+"""
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from .errors import InputFileError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temporary path next to `path` (unique to this writer); rename it to `path` only if the block
+    succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_json(path: str | os.PathLike, obj) -> None:
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(text)
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
 
 
 def atomic_save_npz(path: str | os.PathLike, arrays: dict) -> None:
@@ -42,3 +62,50 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# ---------------------------------------------------------------------------------------------- bundles
+
+def sidecar(npz_path: str | os.PathLike) -> Path:
+    """The metadata file of a bundle: the .npz path with a .json suffix."""
+    return Path(npz_path).with_suffix(".json")
+
+
+def write_bundle(npz_path: str | os.PathLike, arrays: dict, meta: dict,
+                 json_path: str | os.PathLike | None = None) -> None:
+    """Write a bundle: arrays to `npz_path`, metadata to `json_path` (default: the sidecar). The arrays are
+    renamed into place first, so a complete .json always describes a complete .npz."""
+    atomic_save_npz(npz_path, arrays)
+    atomic_write_json(sidecar(npz_path) if json_path is None else json_path, meta)
+
+
+def read_json(path: str | os.PathLike, what: str = "metadata") -> dict:
+    path = Path(path)
+    fix = "delete it and rerun the workflow so the step that writes it runs again"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{path}: {what} file not found; {fix}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputFileError(f"{path}: not a readable {what} file ({type(exc).__name__}: {exc}); {fix}") from exc
+
+
+def read_npz(path: str | os.PathLike, what: str = "array bundle") -> dict[str, np.ndarray]:
+    """Every array of an .npz, loaded into memory (never unpickling: allow_pickle=False). A missing, truncated or
+    foreign file is an InputFileError naming it."""
+    path = Path(path)
+    fix = "delete it and rerun the workflow so the step that writes it runs again"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{path}: {what} not found; {fix}") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputFileError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); {fix}") from exc
+
+
+def read_bundle(npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None,
+                what: str = "bundle") -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, metadata) of a bundle written by write_bundle."""
+    arrays = read_npz(npz_path, what)
+    return arrays, read_json(sidecar(npz_path) if json_path is None else json_path, f"{what} metadata")

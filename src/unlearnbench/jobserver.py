@@ -36,9 +36,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .jobs import run_target
+
 ENV_VAR = "UNLEARNBENCH_JOB_SERVER"
 # What every torch job needs; report modules (sklearn, pandas, matplotlib) are few jobs and load in them.
-DEFAULT_PRELOAD = ("torch", "numpy", "unlearnbench.runner", "unlearnbench.methods", "unlearnbench.data")
+DEFAULT_PRELOAD = ("torch", "numpy", "unlearnbench.training", "unlearnbench.unlearning", "unlearnbench.methods",
+                   "unlearnbench.scenarios", "unlearnbench.experiment")
 REFUSED = 255  # status sent instead of running: the client runs the job itself
 
 _HEADER = struct.Struct("!Q")
@@ -47,12 +50,12 @@ _STATUS = struct.Struct("!i")
 
 # ------------------------------------------------------------------------------------------------- client
 
-def submit(address: str, target: str, args: tuple, kwargs: dict, log_path: str | None) -> int | None:
-    """Run `target(*args, **kwargs)` in a fork of the server at `address`; return its exit status.
+def submit(address: str, target: str, kwargs: dict, log_path: str | None, by_rule: bool = False) -> int | None:
+    """Run `target(**kwargs)` in a fork of the server at `address`; return its exit status.
 
     None: the server could not be reached or refused the job (different interpreter), so nothing ran and the
     caller should run the job itself."""
-    request = {"target": target, "args": args, "kwargs": kwargs, "log": log_path, "cwd": os.getcwd(),
+    request = {"target": target, "kwargs": kwargs, "by_rule": by_rule, "log": log_path, "cwd": os.getcwd(),
                "env": dict(os.environ), "sys_path": list(sys.path), "executable": _interpreter()}
     payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -201,7 +204,7 @@ def _work(request: dict, fds: list[int]) -> int:
         os.environ.clear()
         os.environ.update(request["env"])
         sys.path[:] = request["sys_path"]
-        run_target(request["target"], request["args"], request["kwargs"], request["log"])
+        run_target(request["target"], request["kwargs"], request["log"], request.get("by_rule", False))
         status = 0
     except SystemExit as exc:
         status = exc.code if isinstance(exc.code, int) else 1
@@ -222,18 +225,6 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the handler's death kills the worker
     except (OSError, AttributeError):
         pass
-
-
-def run_target(target: str, args: tuple, kwargs: dict, log_path: str | None) -> None:
-    """Import "package.module:function" and call it; with a log path, errors go to the log (workflow.logged)."""
-    from .workflow import logged
-
-    module, _, name = target.partition(":")
-    if log_path is None:
-        getattr(importlib.import_module(module), name)(*args, **kwargs)
-        return
-    with logged(log_path):
-        getattr(importlib.import_module(module), name)(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------- starting/stopping

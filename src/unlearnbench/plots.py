@@ -26,6 +26,12 @@ def _save(fig, pdf: str, png: str) -> None:
             fig.savefig(tmp, format=path.rsplit(".", 1)[1], bbox_inches="tight", **kwargs)
 
 
+def make_figures(*, runs: str, summary: str, traces: str, pdf: str, png: str, trace_pdf: str, trace_png: str) -> None:
+    """Rule figures: the per-metric figure and the per-iteration bias trace."""
+    metric_figure(runs, summary, pdf, png)
+    trace_figure(traces, trace_pdf, trace_png)
+
+
 def metric_figure(runs_csv: str, summary_csv: str, pdf: str, png: str) -> None:
     """One panel per (scenario, metric): per-seed points and the mean with its 95% BCa bootstrap CI."""
     plt, sns = _pyplot()

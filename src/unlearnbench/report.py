@@ -1,23 +1,17 @@
 """Aggregation into one tidy long table, relative-to-retrain metrics, and the statistics files."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from . import metrics, stats
+from . import metrics, seeds
+from . import stats as stat_tests
+from .errors import InputFileError
 from .evaluate import compute_metrics
-from .io import atomic_path
+from .io import atomic_path, read_bundle
 
 ID_COLUMNS = ["dataset", "scenario", "setting", "method", "run", "seed"]
-
-
-def _parse_run_dir(run_path: Path) -> tuple[str, str, int, str]:
-    """(dataset, scenario, seed, run) of `<results>/{dataset}/{scenario}/seed{seed}/{run}/run.json`."""
-    dataset, scenario, seed_dir, run = run_path.parent.parts[-4:]
-    return dataset, scenario, int(seed_dir.removeprefix("seed")), run
+ID_KEYS = ("dataset", "scenario", "seed", "run", "method", "setting")  # what every run.json says about itself
 
 
 def relative_metrics(wide: pd.DataFrame, forget: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
@@ -51,18 +45,20 @@ def relative_metrics(wide: pd.DataFrame, forget: dict[tuple, tuple[np.ndarray, n
     return rows
 
 
-def _evaluate_run(path: str) -> tuple[dict, list[dict], tuple]:
-    """One run's metrics row, its per-iteration trace rows, and its forget-set (logits, labels)."""
-    path = Path(path)
-    dataset, scenario, seed, run = _parse_run_dir(path)
-    record = json.loads(path.read_text())
-    with np.load(path.with_name("outputs.npz")) as z:
-        outputs = {k: z[k] for k in z.files}
+def _evaluate_run(paths: tuple[str, str]) -> tuple[dict, list[dict], tuple]:
+    """One run's metrics row (identified by what its run.json says it is), its per-iteration trace rows, and its
+    forget-set (logits, labels)."""
+    outputs, record = read_bundle(paths[1], json_path=paths[0], what="run outputs")
+    who = record.get("identity")
+    if not who or not set(ID_KEYS) <= set(who):
+        raise InputFileError(f"{paths[0]}: the run record does not say which run it is (no identity with "
+                             f"{', '.join(ID_KEYS)}); it was written by an older version: delete it and rerun")
     info = record["info"]
-    values = compute_metrics(outputs, info["n_classes"], seed=seed)
+    ids = {k: who[k] for k in ID_KEYS}
+    values = compute_metrics(outputs, info["n_classes"], seed=seeds.derive(ids["seed"], "attack"))
     values.update({k: v for k, v in info.items() if k != "n_classes"})
-    ids = {"dataset": dataset, "scenario": scenario, "seed": seed, "run": run}
-    return ({**ids, **values}, [{**ids, **step} for step in record["trace"]],
+    return ({**ids, **values}, [{**{k: ids[k] for k in ("dataset", "scenario", "seed", "run")}, **step}
+                                for step in record["trace"]],
             (outputs["forget_logits"], outputs["forget_labels"]))
 
 
@@ -74,24 +70,24 @@ def _one_thread_per_worker() -> None:
     threadpool_limits(1)
 
 
-def aggregate(run_files: list[str], settings: dict[str, str], methods: dict[str, str], out_csv: str,
-              out_parquet: str, out_traces: str, workers: int = 1) -> pd.DataFrame:
-    """Evaluate every run from its saved outputs and collect one tidy long table (one row per run, seed, metric).
+def aggregate(*, runs: list[str], outputs: list[str], csv: str, parquet: str, traces: str, threads: int = 1) -> pd.DataFrame:
+    """Rule aggregate: evaluate every run from its saved outputs and collect one tidy long table (one row per run,
+    seed, metric); each run is identified by its run.json (`runs[i]`, with outputs `outputs[i]`).
 
-    Runs are evaluated in `workers` processes (each run's attacks are seeded by its own seed, so the table does
+    Runs are evaluated in `threads` processes (each run's attacks are seeded by its own seed, so the table does
     not depend on the number of workers)."""
-    run_files = [str(path) for path in run_files]
-    if workers > 1 and len(run_files) > 2:
+    pairs = [(str(r), str(o)) for r, o in zip(runs, outputs)]
+    if threads > 1 and len(pairs) > 2:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         # the first run here: its libraries (scikit-learn, scipy) load and warm up once, before the fork
-        evaluated = [_evaluate_run(run_files[0])]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+        evaluated = [_evaluate_run(pairs[0])]
+        with ProcessPoolExecutor(threads, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_one_thread_per_worker) as pool:
-            evaluated += pool.map(_evaluate_run, run_files[1:], chunksize=8)
+            evaluated += pool.map(_evaluate_run, pairs[1:], chunksize=8)
     else:
-        evaluated = [_evaluate_run(path) for path in run_files]
+        evaluated = [_evaluate_run(pair) for pair in pairs]
     wide_rows, trace_rows, forget = [], [], {}
     for row, trace, forget_outputs in evaluated:
         wide_rows.append(row)
@@ -100,27 +96,27 @@ def aggregate(run_files: list[str], settings: dict[str, str], methods: dict[str,
     wide = pd.DataFrame(wide_rows)
     relative = pd.DataFrame(relative_metrics(wide, forget))
     wide = wide.merge(relative, on=["dataset", "scenario", "run", "seed"], how="left")
-    wide["setting"] = wide["run"].map(lambda run: settings.get(run, "standard"))
-    wide["method"] = wide["run"].map(lambda run: methods.get(run, run))
     long = wide.melt(id_vars=ID_COLUMNS, var_name="metric", value_name="value").dropna(subset=["value"])
     long = long.sort_values(ID_COLUMNS + ["metric"]).reset_index(drop=True)
-    with atomic_path(out_csv) as tmp:
+    with atomic_path(csv) as tmp:
         long.to_csv(tmp, index=False)
-    with atomic_path(out_parquet) as tmp:
+    with atomic_path(parquet) as tmp:
         long.to_parquet(tmp, index=False)
-    with atomic_path(out_traces) as tmp:
-        traces = pd.DataFrame(trace_rows) if trace_rows else pd.DataFrame(
+    with atomic_path(traces) as tmp:
+        table = pd.DataFrame(trace_rows) if trace_rows else pd.DataFrame(
             columns=["dataset", "scenario", "seed", "run", "iteration"])
-        traces.to_csv(tmp, index=False)
+        table.to_csv(tmp, index=False)
     return long
 
 
-def write_statistics(runs_csv: str, out_summary: str, out_stats: str, out_text: str, *, seed: int = 0) -> None:
-    """Per-cell summaries (n, mean, std, BCa bootstrap CI, t-interval) and paired Wilcoxon comparisons."""
-    long = pd.read_csv(runs_csv)
+def write_statistics(*, runs: str, summary: str, stats: str, text: str, seed: int = 0) -> None:
+    """Rule statistics: per-cell summaries (n, mean, std, BCa bootstrap CI, t-interval) and paired Wilcoxon
+    comparisons of the runs table `runs`."""
+    out_summary, out_stats, out_text = summary, stats, text
+    long = pd.read_csv(runs)
     long = long.drop(columns=["run"])
-    summary = stats.summary_table(long, seed=seed)
-    comparisons = stats.compare_table(long)
+    summary = stat_tests.summary_table(long, seed=seed)
+    comparisons = stat_tests.compare_table(long)
     with atomic_path(out_summary) as tmp:
         summary.to_csv(tmp, index=False)
     with atomic_path(out_stats) as tmp:

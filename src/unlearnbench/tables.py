@@ -9,8 +9,6 @@ from .io import atomic_path
 # seconds)
 UIB_COLUMNS = [("rip", "RIP (\\%)", 1.0, 2), ("mia_efficacy_svc", "MIA-Efficacy (\\%)", 100.0, 2),
                ("test_f1", "Testing F1 Score (\\%)", 100.0, 2), ("ut_minutes", "UT (min)", 1.0, 3)]
-SCENARIO_NAMES = {"bias": "Patterns and Biases", "random": "Random Data Points", "full_class": "Full Class",
-                  "sub_class": "Sub-Class", "random_n": "Random Samples"}
 SETTING_ORDER = ["standard", "sparsity", "uib"]
 SETTING_NAMES = {"standard": "Standard", "sparsity": "Sparsity", "uib": "UIB"}
 # UIB Table 1's abbreviations, in its row order; methods beyond the table follow under these names
@@ -32,10 +30,14 @@ def _cell(row: pd.Series | None, scale: float, decimals: int) -> str:
     return f"{mean:.{decimals}f} $\\pm$ {row['std'] * scale:.{decimals}f}"
 
 
-def uib_table(summary_csv: str, out_tex: str, labels: dict[str, str] | None = None) -> str:
-    """Rows: scenario × setting × method; column groups: dataset label (datasets sharing a label, e.g.
-    Colored digits for the bias scenario and plain digits for the random one, share a column group)."""
-    summary = pd.read_csv(summary_csv)
+def uib_table(*, summary: str, table: str, labels: dict[str, str] | None = None,
+              scenarios: dict[str, str] | None = None) -> str:
+    """Rule tables: rows scenario × setting × method; column groups: dataset label (datasets sharing a label, e.g.
+    Colored digits for the bias scenario and plain digits for the random one, share a column group). `scenarios`
+    maps each scenario's name to its heading, in the config's order (unlearnbench.scenarios labels)."""
+    out_tex = table
+    summary = pd.read_csv(summary)
+    scenarios = scenarios or {s: s for s in dict.fromkeys(summary.scenario)}
     summary = summary[summary.method != "original"].copy()
     summary["dataset"] = summary["dataset"].map(lambda d: (labels or {}).get(d, d))
     datasets = list(dict.fromkeys(summary.dataset))
@@ -52,7 +54,7 @@ def uib_table(summary_csv: str, out_tex: str, labels: dict[str, str] | None = No
         "Scenario & Setting & Method & " + " & ".join(h for _ in datasets for _, h, _, _ in UIB_COLUMNS) + " \\\\",
         "\\midrule",
     ]
-    for s_i, scenario in enumerate([s for s in SCENARIO_NAMES if s in set(summary.scenario)]):
+    for s_i, scenario in enumerate([s for s in scenarios if s in set(summary.scenario)]):
         if s_i:
             lines.append("\\midrule")
         first_in_scenario = True
@@ -67,7 +69,7 @@ def uib_table(summary_csv: str, out_tex: str, labels: dict[str, str] | None = No
                         row = cells.get((dataset, scenario, setting, method, metric))
                         values.append(_cell(row, scale, decimals))
                 name = METHOD_NAMES.get(method, _tex(method))
-                lines.append(" & ".join([SCENARIO_NAMES[scenario] if first_in_scenario else "",
+                lines.append(" & ".join([_tex(scenarios[scenario]) if first_in_scenario else "",
                                          SETTING_NAMES.get(setting, _tex(setting)) if m_i == 0 else "", name] + values) + " \\\\")
                 first_in_scenario = False
     lines += ["\\bottomrule", "\\end{tabular}", ""]

@@ -1,46 +1,45 @@
-"""Glue for the workflow scripts: run a job's call (in the job server when there is one) and route its warnings
-and errors into its log file."""
+"""Glue for the one workflow script: call a rule's target by keyword (in the job server when there is one), its
+warnings and errors going to the rule's log file."""
 from __future__ import annotations
 
-import logging
+import os
 import sys
-import traceback
-from contextlib import contextmanager
+
+from .jobs import TARGETS, run_target
 
 
-@contextmanager
-def logged(log_path: str):
-    """Append a job's warnings and any traceback to its `log:` file, then re-raise so the job fails."""
-    logging.captureWarnings(True)
-    handler = logging.FileHandler(log_path)
-    logging.getLogger("py.warnings").addHandler(handler)
-    try:
-        yield
-    except BaseException as exc:
-        with open(log_path, "a") as log:
-            log.write("".join(traceback.format_exception(exc)))
-        print(f"error: {exc} (full traceback in {log_path})", file=sys.stderr)
-        raise
+def rule_arguments(snakemake) -> dict:
+    """The rule's named inputs, outputs and params, its log file and thread count, as plain Python values."""
+    named = {}
+    for group in (snakemake.input, snakemake.output, snakemake.params):
+        named.update({k: _plain(v) for k, v in group.items()})
+    named["log"] = str(snakemake.log[0])
+    named["threads"] = int(snakemake.threads)
+    return named
 
 
-def run_job(log_path: str, target: str, *args, **kwargs) -> None:
-    """Run "package.module:function"(*args, **kwargs) for a workflow script, its errors going to `log_path`.
+def run_rule(snakemake) -> None:
+    """Run the target of `snakemake.rule` (jobs.TARGETS) with the rule's keys as keyword arguments. This client
+    process never imports the target's module (torch): the keys are mapped where the job runs."""
+    run_job(TARGETS[snakemake.rule], rule_arguments(snakemake), str(snakemake.log[0]), by_rule=True)
 
-    In a local run with the job server on (unlearnbench.jobserver), the call runs in a fork of the server,
-    which has torch imported already; otherwise, or if the server cannot take it, in this process. Either way
-    the outputs, the log and the exit status are the same."""
-    import os
 
-    from .jobserver import ENV_VAR, run_target, submit
+def run_job(target: str, kwargs: dict, log_path: str | None, by_rule: bool = False) -> None:
+    """Run "package.module:function"(**kwargs), its errors going to `log_path`.
+
+    In a local run with the job server on (unlearnbench.jobserver), the call runs in a fork of the server, which
+    has torch imported already; otherwise, or if the server cannot take it, in this process. Either way the outputs,
+    the log and the exit status are the same."""
+    from .jobserver import ENV_VAR, submit
 
     address = os.environ.get(ENV_VAR)
     if address:
-        status = submit(address, target, _plain(args), _plain(kwargs), log_path)
+        status = submit(address, target, _plain(kwargs), log_path, by_rule)
         if status is not None:
             if status:
                 sys.exit(status)
             return
-    run_target(target, args, kwargs, log_path)
+    run_target(target, kwargs, log_path, by_rule)
 
 
 def _plain(value):

@@ -1,32 +1,36 @@
-"""The one interface every unlearning method implements, and the registry that finds it by name.
+"""The one interface every unlearning method implements, wrappers (meta-methods) around it, and their registry.
 
 A method is a class with
-  name:   the registry key used in config (`methods.<run>.method`)
-  reads:  the data it may see: a subset of {"forget", "retain", "forget_counterfactual"};
-          the runner hands it only those (UnlearnData fields it did not declare are None)
-  Knobs:  a dataclass of its hyper-parameters with defaults; `field(metadata=...)` bounds are checked
+  name:      the registry key used in config (`methods.<run>.method`)
+  reads:     the data it may see, a subset of DATA_KINDS; the runner hands it only those, and reading another
+             kind raises UndeclaredReadError (so "zero-shot" = reads only the forget set is enforced, not assumed)
+  Knobs:     a dataclass of its hyper-parameters (`knob(...)` fields with bounds), validated from config
+  scenarios: the scenario types it is defined for (None: every scenario); a run asking for another is a
+             config error
   unlearn(model, data, ctx): modifies `model` in place.
+
+A wrapper (scikit-learn's meta-estimator shape) is a method around another method: the settings of UIB Table 1
+(`Sparsity`, `UIB`) are wrappers. It declares `supports` (the inner method names it is defined for, None: any),
+its own reads (`own_reads`; the wrapper sees inner.reads | own_reads, the inner method still only its own), its
+Knobs, and the model it starts from (`start`, e.g. the sparse baseline, with `start_params(knobs)`), which the
+workflow rules read instead of special-casing a setting.
+
+Torch-free at import (the Snakefile validates every run without importing torch); see unlearnbench.lazy.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-import torch
-from torch import nn
+from ..errors import ConfigError
+from ..knobs import knob, make_knobs as _make_knobs
+from ..lazy import lazy_import
+
+torch = lazy_import("torch")
+engine = lazy_import("unlearnbench.engine")
 
 DATA_KINDS = frozenset({"forget", "retain", "forget_counterfactual"})
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the config key and the fix."""
-
-
-def knob(default, *, low=None, high=None, low_open=False, help=""):
-    """A hyper-parameter with bounds that validation checks (low_open: the lower bound is excluded)."""
-    return field(default=default, metadata={"low": low, "high": high, "low_open": low_open, "help": help})
 
 
 @dataclass
@@ -41,41 +45,80 @@ class SGDKnobs:
     weight_decay: float = knob(5e-4, low=0.0)
 
     def train_config(self):
-        from ..engine import TrainConfig
-
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                           weight_decay=self.weight_decay, schedule="constant")
+        return engine.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+                                  weight_decay=self.weight_decay, schedule="constant")
 
 
-@dataclass
+class UndeclaredReadError(PermissionError):
+    """A method read a kind of data it did not declare in `reads`."""
+
+
 class UnlearnData:
-    """Tensors on the device (uint8 NCHW images, int64 labels). Undeclared fields stay None."""
+    """The data handed to a method: tensors on the device (uint8 NCHW images, int64 labels) per kind.
 
-    forget: tuple[torch.Tensor, torch.Tensor] | None = None
-    retain: tuple[torch.Tensor, torch.Tensor] | None = None
-    forget_counterfactual: tuple[torch.Tensor, torch.Tensor] | None = None
-    n_train: int = 0
-    n_classes: int = 0
+    Reading a kind the receiver did not declare raises UndeclaredReadError; a declared kind that the scenario does
+    not have (e.g. counterfactuals outside the bias scenario) reads as None."""
+
+    def __init__(self, *, declared=DATA_KINDS, n_train: int = 0, n_classes: int = 0, owner: str = "method",
+                 **sets):
+        unknown = set(sets) - DATA_KINDS
+        if unknown or not frozenset(declared) <= DATA_KINDS:
+            raise TypeError(f"unknown data kinds {sorted(unknown | (set(declared) - DATA_KINDS))}")
+        self._declared = frozenset(declared)
+        self._sets = {k: v for k, v in sets.items() if k in self._declared}
+        self._owner = owner
+        self.n_train = n_train
+        self.n_classes = n_classes
+
+    def __getattr__(self, name):
+        if name in DATA_KINDS:
+            if name not in self.__dict__["_declared"]:
+                raise UndeclaredReadError(f"{self.__dict__['_owner']} read {name!r} data, which it does not declare "
+                                          f"in `reads` ({sorted(self.__dict__['_declared'])})")
+            return self.__dict__["_sets"].get(name)
+        raise AttributeError(name)
+
+    @property
+    def declared(self) -> frozenset[str]:
+        return self._declared
+
+    def restrict(self, reads, owner: str = "method") -> "UnlearnData":
+        """The same data seen by a receiver that declared only `reads` (a subset of what this one declared)."""
+        if not frozenset(reads) <= self._declared:
+            raise UndeclaredReadError(f"{owner} declares {sorted(set(reads) - self._declared)}, which its "
+                                      f"caller ({self._owner}) was not given")
+        return UnlearnData(declared=reads, n_train=self.n_train, n_classes=self.n_classes, owner=owner,
+                           **{k: v for k, v in self._sets.items() if k in reads})
 
 
 class UnlearnContext:
-    """What a method gets besides data: device, seeded generator, logger, and the iteration hook.
+    """What a method gets besides data: device, seeded generator, logger, the starting checkpoint's metadata and the
+    iteration hook.
 
-    `iteration(model)` is called by a method after each of its unlearning iterations; the runner uses it
-    to record per-iteration metrics (UIB Fig. 5), and the time spent in it is excluded from the method's
-    unlearning time.
+    A method calls `ctx.iteration(model)` after each of its unlearning iterations. Wrappers add work to run first
+    (`before_iteration`, counted as unlearning time); then the runner's probe records per-iteration metrics
+    (UIB Fig. 5), whose time is excluded from the method's unlearning time.
     """
 
-    def __init__(self, device: torch.device, generator: torch.Generator, log: Callable[[str], None] = print,
-                 on_iteration: Callable[[int, nn.Module], None] | None = None):
+    def __init__(self, device, generator, log: Callable[[str], None] = print,
+                 on_iteration: Callable[[int, object], None] | None = None, start_meta: dict | None = None):
         self.device = device
         self.generator = generator
         self.log = log
+        self.start_meta = start_meta or {}
         self._on_iteration = on_iteration
+        self._before: list[Callable[[object], None]] = []
         self.excluded_seconds = 0.0
         self.iterations = 0
 
-    def iteration(self, model: nn.Module) -> None:
+    def before_iteration(self, hook: Callable[[object], None]):
+        """Run `hook(model)` at every iteration, before the probe; returns a function that removes it."""
+        self._before.append(hook)
+        return lambda: self._before.remove(hook)
+
+    def iteration(self, model) -> None:
+        for hook in list(self._before):
+            hook(model)
         self.iterations += 1
         if self._on_iteration is None:
             return
@@ -90,23 +133,61 @@ class UnlearningMethod:
     name: ClassVar[str]
     reads: ClassVar[frozenset[str]]
     Knobs: ClassVar[type]
+    scenarios: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, knobs=None):
         self.knobs = knobs if knobs is not None else self.Knobs()
 
-    def unlearn(self, model: nn.Module, data: UnlearnData, ctx: UnlearnContext) -> None:
+    def unlearn(self, model, data: UnlearnData, ctx: UnlearnContext) -> None:
         raise NotImplementedError
 
 
+class Wrapper(UnlearningMethod):
+    """A method around an inner method (see the module docstring)."""
+
+    own_reads: ClassVar[frozenset[str]] = frozenset()
+    supports: ClassVar[frozenset[str] | None] = None
+    start: ClassVar[str] = "baseline"
+
+    def __init__(self, inner: UnlearningMethod, knobs=None):
+        super().__init__(knobs)
+        self.inner = inner
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset(self.inner.reads) | self.own_reads
+
+    @property
+    def scenarios(self):  # type: ignore[override]
+        return self.inner.scenarios
+
+    @classmethod
+    def start_params(cls, knobs) -> dict:
+        """Parameters of the starting model (e.g. the sparse baseline's sparsity); {} for the dense baseline."""
+        return {}
+
+    def run_inner(self, model, data: UnlearnData, ctx: UnlearnContext) -> None:
+        """The inner method on the data it declared."""
+        self.inner.unlearn(model, data.restrict(self.inner.reads, owner=f"method {self.inner.name!r}"), ctx)
+
+
 REGISTRY: dict[str, type[UnlearningMethod]] = {}
+WRAPPERS: dict[str, type[Wrapper]] = {}
+STANDARD = "standard"  # the setting without a wrapper
 
 
-def register(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    if not cls.reads <= DATA_KINDS:
-        raise TypeError(f"{cls.__name__}.reads has unknown kinds {set(cls.reads - DATA_KINDS)}")
-    if cls.name in REGISTRY:
+def register(cls):
+    """Class decorator: add a method or a wrapper to its registry (names are unique across both)."""
+    if cls.name in REGISTRY or cls.name in WRAPPERS or cls.name == STANDARD:
         raise TypeError(f"method name {cls.name!r} registered twice")
-    REGISTRY[cls.name] = cls
+    if issubclass(cls, Wrapper):
+        if not cls.own_reads <= DATA_KINDS:
+            raise TypeError(f"{cls.__name__}.own_reads has unknown kinds {set(cls.own_reads - DATA_KINDS)}")
+        WRAPPERS[cls.name] = cls
+    else:
+        if not cls.reads <= DATA_KINDS:
+            raise TypeError(f"{cls.__name__}.reads has unknown kinds {set(cls.reads - DATA_KINDS)}")
+        REGISTRY[cls.name] = cls
     return cls
 
 
@@ -114,32 +195,35 @@ def make_knobs(method: str, values: dict, where: str):
     """Build and validate a method's Knobs from config values; `where` is the config path for messages."""
     if method not in REGISTRY:
         raise ConfigError(f"{where}.method: unknown method {method!r}; registered: {', '.join(sorted(REGISTRY))}")
-    return make_knobs_for(REGISTRY[method].Knobs, values, where, f"method {method!r}")
+    return _make_knobs(REGISTRY[method].Knobs, values, where, f"method {method!r}")
 
 
-def make_knobs_for(knobs_cls, values: dict, where: str, what: str):
-    """Build a knobs dataclass from config values, checking names, types and `knob(...)` bounds."""
-    fields = {f.name: f for f in dataclasses.fields(knobs_cls)}
-    unknown = set(values) - set(fields)
-    if unknown:
-        raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown knob for {what}; "
-                          f"known knobs: {', '.join(sorted(fields)) or 'none'}")
-    values = dict(values)
-    for key, value in list(values.items()):
-        f = fields[key]
-        expected = type(f.default)
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = values[key] = float(value)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
-        low, high = f.metadata.get("low"), f.metadata.get("high")
-        if low is not None and (value < low or (f.metadata.get("low_open") and value == low)):
-            bound = ">" if f.metadata.get("low_open") else ">="
-            raise ConfigError(f"{where}.{key}: must be {bound} {low}, got {value!r}")
-        if high is not None and value > high:
-            raise ConfigError(f"{where}.{key}: must be <= {high}, got {value!r}")
-    return knobs_cls(**values)
+def make_setting_knobs(setting: str, values: dict | None, where: str, method: str | None = None):
+    """Validate a run's `setting` (standard or a wrapper's name) and `setting_knobs` (ConfigError naming the key)."""
+    values = dict(values or {})
+    if setting == STANDARD:
+        if values:
+            raise ConfigError(f"{where}.setting_knobs.{sorted(values)[0]}: the standard setting has no knobs")
+        return None
+    if setting not in WRAPPERS:
+        raise ConfigError(f"{where}.setting: unknown setting {setting!r}; choose one of "
+                          f"{', '.join([STANDARD, *sorted(WRAPPERS)])}")
+    wrapper = WRAPPERS[setting]
+    if method is not None and wrapper.supports is not None and method not in wrapper.supports:
+        raise ConfigError(f"{where}.setting: the {setting} setting is defined for {', '.join(sorted(wrapper.supports))}"
+                          f", not for {method!r}")
+    return _make_knobs(wrapper.Knobs, values, f"{where}.setting_knobs", f"setting {setting!r}")
 
 
-def build_method(method: str, values: dict, where: str = "methods") -> UnlearningMethod:
-    return REGISTRY[method](make_knobs(method, values, where))
+def build_method(method: str, values: dict | None = None, where: str = "methods", setting: str = STANDARD,
+                 setting_knobs: dict | None = None) -> UnlearningMethod:
+    """The method (wrapped in its setting's wrapper, if any) with validated knobs."""
+    knobs = make_knobs(method, dict(values or {}), where)
+    s_knobs = make_setting_knobs(setting, setting_knobs, where, method)
+    inner = REGISTRY[method](knobs)
+    return inner if setting == STANDARD else WRAPPERS[setting](inner, s_knobs)
+
+
+__all__ = ["DATA_KINDS", "REGISTRY", "SGDKnobs", "STANDARD", "WRAPPERS", "ConfigError", "UndeclaredReadError", "UnlearnContext",
+           "UnlearnData", "UnlearningMethod", "Wrapper", "build_method", "engine", "knob", "make_knobs",
+           "make_setting_knobs", "register", "torch"]

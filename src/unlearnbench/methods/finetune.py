@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import engine
-from .base import SGDKnobs, UnlearningMethod, register
+from .base import SGDKnobs, UnlearningMethod, engine, register
 
 
 @register
@@ -17,7 +16,6 @@ class Finetune(UnlearningMethod):
         pass
 
     def unlearn(self, model, data, ctx):
-        cfg = self.knobs.train_config()
         x, y = data.retain
-        engine.train(model, x, y, cfg, generator=ctx.generator, log=ctx.log,
+        engine.train(model, x, y, self.knobs.train_config(), generator=ctx.generator, log=ctx.log,
                      on_epoch_end=lambda epoch, m: ctx.iteration(m))

@@ -13,29 +13,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-from torch.func import functional_call, grad, vmap
+from ..lazy import lazy_import
+from .base import UnlearningMethod, engine, knob, register, torch
 
-from .base import UnlearningMethod, knob, register
+F = lazy_import("torch.nn.functional")
+func = lazy_import("torch.func")
 
 
-def diagonal_fisher(model, x: torch.Tensor, y: torch.Tensor, n_classes: int, batch_size: int,
-                    eps: float = 1e-8) -> dict:
+def diagonal_fisher(model, x, y, n_classes: int, batch_size: int, eps: float = 1e-8) -> dict:
     """Mean over samples of (∇ log p(y|x) + ε)², per named parameter (model in eval mode)."""
     model.eval()
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
 
     def log_prob(p, xi, yi):
-        out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+        out = func.functional_call(model, (p, buffers), (xi.unsqueeze(0),))
         return (F.log_softmax(out, dim=-1)[0] * yi).sum()  # yi: one-hot row
 
-    per_sample = vmap(grad(log_prob), in_dims=(None, 0, 0))
+    per_sample = func.vmap(func.grad(log_prob), in_dims=(None, 0, 0))
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
-    for start in range(0, len(x), batch_size):
-        onehot = F.one_hot(y[start:start + batch_size], n_classes).to(torch.float32)
-        g = per_sample(params, x[start:start + batch_size], onehot)
+    for idx in engine.batches(len(x), batch_size, shuffle=False, device=x.device):
+        onehot = F.one_hot(y[idx], n_classes).to(torch.float32)
+        g = per_sample(params, x[idx], onehot)
         for n in fisher:
             fisher[n] += ((g[n] + eps) ** 2).sum(0)
     return {n: f / len(x) for n, f in fisher.items()}

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
+from ..lazy import lazy_import
+from .base import UnlearningMethod, engine, knob, register
 
-from ..engine import SGD
-from .base import UnlearningMethod, knob, register
+F = lazy_import("torch.nn.functional")
 
 
 @register
@@ -25,13 +24,11 @@ class GradientAscent(UnlearningMethod):
     def unlearn(self, model, data, ctx):
         k = self.knobs
         x, y = data.forget
-        optimizer = SGD(model.parameters(), lr=k.lr, momentum=k.momentum)
+        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum)
         for epoch in range(k.epochs):
             # eval mode: batch-norm statistics stay those of the training data, not of the forget set
             model.eval()
-            order = torch.randperm(len(x), generator=ctx.generator).to(x.device)
-            for start in range(0, len(x), k.batch_size):
-                idx = order[start:start + k.batch_size]
+            for idx in engine.batches(len(x), k.batch_size, ctx.generator, device=x.device):
                 loss = -F.cross_entropy(model(x[idx]), y[idx])
                 optimizer.zero_grad()
                 loss.backward()

@@ -13,22 +13,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import torch
-import torch.nn.functional as F
+from ..lazy import lazy_import
+from .base import UnlearningMethod, engine, knob, register, torch
 
-from .base import UnlearningMethod, knob, register
+F = lazy_import("torch.nn.functional")
 
 
-def hessian_vector_product(loss: torch.Tensor, params: Sequence[torch.Tensor],
-                           vector: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def hessian_vector_product(loss, params: Sequence, vector: Sequence) -> list:
     """H·v by double back-propagation (Pearlmutter 1994), H the Hessian of `loss` w.r.t. `params`."""
     grads = torch.autograd.grad(loss, params, create_graph=True)
     return list(torch.autograd.grad(grads, params, grad_outputs=vector))
 
 
-def lissa_inverse_hvp(batch_loss: Callable[[], torch.Tensor], params: Sequence[torch.Tensor],
-                      vector: Sequence[torch.Tensor], *, damping: float, scale: float, depth: int,
-                      repeats: int = 1, log: Callable[[str], None] | None = None) -> list[torch.Tensor]:
+def lissa_inverse_hvp(batch_loss: Callable, params: Sequence, vector: Sequence, *, damping: float, scale: float,
+                      depth: int, repeats: int = 1, log: Callable[[str], None] | None = None) -> list:
     """Estimate H⁻¹v with LiSSA; `batch_loss()` returns the loss on a fresh mini-batch each call."""
     result = [torch.zeros_like(v) for v in vector]
     for repeat in range(repeats):
@@ -46,11 +44,11 @@ def lissa_inverse_hvp(batch_loss: Callable[[], torch.Tensor], params: Sequence[t
     return [r / repeats for r in result]
 
 
-def summed_gradient(model, x: torch.Tensor, y: torch.Tensor, params, batch_size: int) -> list[torch.Tensor]:
+def summed_gradient(model, x, y, params, batch_size: int) -> list:
     """Σ_i ∇ℓ(x_i, y_i) over a set, in eval mode, batched."""
     total = [torch.zeros_like(p) for p in params]
-    for start in range(0, len(x), batch_size):
-        loss = F.cross_entropy(model(x[start:start + batch_size]), y[start:start + batch_size], reduction="sum")
+    for idx in engine.batches(len(x), batch_size, shuffle=False, device=x.device):
+        loss = F.cross_entropy(model(x[idx]), y[idx], reduction="sum")
         total = [t + g for t, g in zip(total, torch.autograd.grad(loss, params))]
     return total
 

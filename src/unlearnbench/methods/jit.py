@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from ..engine import SGD
-from .base import UnlearningMethod, knob, register
+from .base import UnlearningMethod, engine, knob, register, torch
 
 
-def lipschitz_loss(model, x_norm: torch.Tensor, sigma: float, n_perturbations: int,
-                   generator: torch.Generator) -> torch.Tensor:
+def lipschitz_loss(model, x_norm, sigma: float, n_perturbations: int, generator):
     """Mean over samples and perturbations of ‖f(x) − f(x+ξ)‖₂ / ‖ξ‖₂ (inputs already normalised)."""
     head = model.forward_normalized
     out = head(x_norm)
@@ -42,12 +38,11 @@ class JiT(UnlearningMethod):
     def unlearn(self, model, data, ctx):
         k = self.knobs
         x, _ = data.forget
-        optimizer = SGD(model.parameters(), lr=k.lr)
+        optimizer = engine.SGD(model.parameters(), lr=k.lr)
         model.eval()
         for epoch in range(k.epochs):
-            order = torch.randperm(len(x), generator=ctx.generator).to(x.device)
-            for start in range(0, len(x), k.batch_size):
-                xb = model.normalize(x[order[start:start + k.batch_size]])
+            for idx in engine.batches(len(x), k.batch_size, ctx.generator, device=x.device):
+                xb = model.normalize(x[idx])
                 loss = lipschitz_loss(model, xb, k.sigma, k.n_perturbations, ctx.generator)
                 optimizer.zero_grad()
                 loss.backward()

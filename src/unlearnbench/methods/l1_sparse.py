@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from .. import engine
-from .base import SGDKnobs, UnlearningMethod, knob, register
+from .base import SGDKnobs, UnlearningMethod, engine, knob, register
 
 
-def l1_norm(model) -> torch.Tensor:
+def l1_norm(model):
     return sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
 
 

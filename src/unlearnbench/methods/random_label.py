@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from .. import engine
-from .base import SGDKnobs, UnlearningMethod, knob, register
+from .base import SGDKnobs, UnlearningMethod, engine, knob, register, torch
 
 
-def random_labels(y: torch.Tensor, n_classes: int, generator: torch.Generator, exclude_true: bool) -> torch.Tensor:
+def random_labels(y, n_classes: int, generator, exclude_true: bool):
     if not exclude_true:
         return torch.randint(0, n_classes, y.shape, generator=generator).to(y.device)
     shift = torch.randint(1, n_classes, y.shape, generator=generator).to(y.device)
@@ -40,6 +37,5 @@ class RandomLabel(UnlearningMethod):
         y_rand = random_labels(y_f, data.n_classes, ctx.generator, k.exclude_true)
         x = torch.cat([x_f, x_r])
         y = torch.cat([y_rand, y_r])
-        cfg = k.train_config()
-        engine.train(model, x, y, cfg, generator=ctx.generator, log=ctx.log,
+        engine.train(model, x, y, k.train_config(), generator=ctx.generator, log=ctx.log,
                      on_epoch_end=lambda epoch, m: ctx.iteration(m))

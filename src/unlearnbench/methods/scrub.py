@@ -17,14 +17,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
+from ..lazy import lazy_import
+from .base import UnlearningMethod, engine, knob, register, torch
 
-from ..engine import SGD
-from .base import UnlearningMethod, knob, register
+F = lazy_import("torch.nn.functional")
 
 
-def distill_kl(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
+def distill_kl(student_logits, teacher_logits, temperature: float):
     """KL(teacher ‖ student) at temperature T, scaled by T² and averaged over the batch (DistillKL)."""
     log_s = F.log_softmax(student_logits / temperature, dim=1)
     p_t = F.softmax(teacher_logits / temperature, dim=1)
@@ -57,7 +56,7 @@ class Scrub(UnlearningMethod):
         for p in teacher.parameters():
             p.requires_grad_(False)
         decay_at = [int(e) for e in str(k.lr_decay_epochs).replace(" ", "").split(",") if e]
-        optimizer = SGD(model.parameters(), lr=k.lr, momentum=k.momentum, weight_decay=k.weight_decay)
+        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum, weight_decay=k.weight_decay)
         x_f, _ = data.forget
         x_r, y_r = data.retain
         for epoch in range(1, k.sgda_epochs + 1):
@@ -65,9 +64,8 @@ class Scrub(UnlearningMethod):
             model.train()
             max_loss = float("nan")
             if epoch <= k.msteps:
-                order = torch.randperm(len(x_f), generator=ctx.generator).to(x_f.device)
-                for start in range(0, len(x_f), k.forget_batch_size):
-                    xb = x_f[order[start:start + k.forget_batch_size]]
+                for idx in engine.batches(len(x_f), k.forget_batch_size, ctx.generator, device=x_f.device):
+                    xb = x_f[idx]
                     with torch.no_grad():
                         t_logits = teacher(xb)
                     loss = -distill_kl(model(xb), t_logits, k.temperature)
@@ -75,9 +73,7 @@ class Scrub(UnlearningMethod):
                     loss.backward()
                     optimizer.step()
                     max_loss = -loss.item()
-            order = torch.randperm(len(x_r), generator=ctx.generator).to(x_r.device)
-            for start in range(0, len(x_r), k.batch_size):
-                idx = order[start:start + k.batch_size]
+            for idx in engine.batches(len(x_r), k.batch_size, ctx.generator, device=x_r.device):
                 xb, yb = x_r[idx], y_r[idx]
                 with torch.no_grad():
                     t_logits = teacher(xb)

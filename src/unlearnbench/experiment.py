@@ -1,0 +1,188 @@
+"""The experiment of one configured dataset: splits and colour bias, built once from a prepared dataset.
+
+Everything here is numpy only (no torch), so the data rules start fast.
+Layout on disk (`results/{dataset}/data/`), one bundle (unlearnbench.io):
+  experiment.npz   gray or RGB images for train / val / test, labels, colour index per image, palette
+  experiment.json  sizes, class names, colour settings, normalisation statistics, content hashes
+Forget requests (what to forget, per scenario) are built from it by unlearnbench.scenarios.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import colour as colour_mod
+from .io import read_bundle, write_bundle
+
+SPLITS = ("train", "val", "test")
+
+
+def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (kept, taken) with `fraction` of every class taken (at least one per class)."""
+    labels = np.asarray(labels)
+    taken = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_take = max(1, int(round(fraction * len(members))))
+        if n_take >= len(members):
+            raise ValueError(f"class {c} has {len(members)} images: too few to take a {fraction:.0%} split")
+        taken.append(members[:n_take])
+    taken = np.sort(np.concatenate(taken))
+    kept = np.setdiff1d(np.arange(len(labels)), taken)
+    return kept, taken
+
+
+def _stratified_subset(labels: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray | None:
+    """Indices of a stratified random subset of about `size` items; None (and no draw) when size is None or
+    covers everything."""
+    if size is None or size >= len(labels):
+        return None
+    return stratified_split(labels, size / len(labels), rng)[1]
+
+
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def build_experiment(raw: dict, *, split: dict, colour: dict, data_seed: int,
+                     labels: str = "fine") -> tuple[dict, dict]:
+    """From a prepared raw dataset to the arrays and manifest of one experiment.
+
+    The validation split is carved from training data; sources without an official test split (digits)
+    also get a stratified test split. Both with `data_seed`, so they are the same for every training seed.
+    labels="coarse" (CIFAR-100 only) trains on the 20 superclasses ("CIFAR-20"); the fine labels are kept
+    as `f_train` / `f_val` / `f_test` so a request can select one fine class (the sub_class scenario).
+    """
+    rng = np.random.default_rng([data_seed, 0xDA7A])
+    x_train, y_train = np.asarray(raw["x_train"]), np.asarray(raw["y_train"], dtype=np.int64)
+    has_test = len(raw.get("y_test", [])) > 0
+    x_test = np.asarray(raw["x_test"]) if has_test else None
+    y_test = np.asarray(raw["y_test"], dtype=np.int64) if has_test else None
+    f_train = f_test = None
+    raw_manifest = raw.get("manifest", {})
+    class_names = raw_manifest.get("class_names")
+    if labels == "coarse":
+        if "y_train_coarse" not in raw:
+            raise ValueError("labels: coarse needs a source with coarse labels (cifar100); this source has none")
+        f_train, y_train = y_train, np.asarray(raw["y_train_coarse"], dtype=np.int64)
+        f_test, y_test = y_test, np.asarray(raw["y_test_coarse"], dtype=np.int64)
+        class_names = raw_manifest.get("coarse_class_names")
+    elif labels != "fine":
+        raise ValueError(f"labels: expected 'fine' or 'coarse', got {labels!r}")
+    if not has_test:
+        kept, taken = stratified_split(y_train, split["test_fraction"], rng)
+        x_test, y_test = x_train[taken], y_train[taken]
+        x_train, y_train = x_train[kept], y_train[kept]
+    # CPU-scale runs: stratified subsets, drawn only when asked for (so other configs keep their splits)
+    chosen = _stratified_subset(y_train, split.get("train_size"), rng)
+    if chosen is not None:
+        x_train, y_train = x_train[chosen], y_train[chosen]
+        f_train = None if f_train is None else f_train[chosen]
+    chosen = _stratified_subset(y_test, split.get("test_size"), rng)
+    if chosen is not None:
+        x_test, y_test = x_test[chosen], y_test[chosen]
+        f_test = None if f_test is None else f_test[chosen]
+    kept, taken = stratified_split(y_train, split["val_fraction"], rng)
+    arrays = {
+        "x_train": x_train[kept], "y_train": y_train[kept],
+        "x_val": x_train[taken], "y_val": y_train[taken],
+        "x_test": x_test, "y_test": y_test,
+    }
+    if f_train is not None:
+        arrays.update({"f_train": f_train[kept], "f_val": f_train[taken], "f_test": f_test})
+    n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
+    manifest = {
+        "n_classes": n_classes,
+        "class_names": list(class_names or [str(c) for c in range(n_classes)]),
+        "labels": labels,
+        "data_seed": data_seed,
+        "colour": None,
+    }
+    if f_train is not None:
+        manifest["fine_class_names"] = list(raw_manifest.get("class_names") or
+                                            [str(c) for c in range(int(f_train.max()) + 1)])
+    if colour.get("enabled", False):
+        mode = colour.get("mode", "background")
+        if x_train.ndim != 3 and mode not in colour_mod.PATTERN_MODES:
+            raise ValueError(
+                f"colour.mode: {mode!r} recolours grayscale strokes; this source is RGB: use colour.mode: patch "
+                "or border (a class-coloured patch/border painted on the image), or set colour.enabled: false"
+            )
+        palette = colour_mod.make_palette(colour["palette"], n_classes)
+        arrays["palette"] = palette
+        arrays["c_train"] = colour_mod.class_colours(arrays["y_train"], colour["bias_strength"], len(palette), rng)
+        arrays["c_val"] = colour_mod.class_colours(arrays["y_val"], colour["bias_strength"], len(palette), rng)
+        arrays["c_test"] = colour_mod.random_colours(len(arrays["y_test"]), len(palette), rng)
+        manifest["colour"] = {
+            "mode": colour["mode"], "bias_strength": colour["bias_strength"], "n_colours": len(palette),
+        }
+        if mode in colour_mod.PATTERN_MODES:
+            size = colour.get("patch_size")
+            manifest["colour"]["patch_size"] = int(colour_mod.DEFAULT_PATCH_SIZE[mode] if size is None else size)
+    data = ExperimentData(arrays, manifest)
+    train_rgb = data.images("train")
+    manifest["channels"] = int(train_rgb.shape[-1]) if train_rgb.ndim == 4 else 1
+    manifest["image_size"] = list(train_rgb.shape[1:3])
+    flat = train_rgb.reshape(len(train_rgb), -1, manifest["channels"]).astype(np.float64) / 255.0
+    manifest["mean"] = flat.mean(axis=(0, 1)).tolist()
+    manifest["std"] = flat.std(axis=(0, 1)).tolist()
+    manifest["sizes"] = {s: int(len(arrays[f"y_{s}"])) for s in SPLITS}
+    manifest["sha256"] = {k: _sha256(v) for k, v in arrays.items()}
+    return arrays, manifest
+
+
+@dataclass
+class ExperimentData:
+    """The arrays of one experiment with helpers that render images (uint8, NHWC or NHW)."""
+
+    arrays: dict
+    manifest: dict
+
+    @classmethod
+    def load(cls, npz_path: str | os.PathLike) -> "ExperimentData":
+        return cls(*read_bundle(npz_path, what="experiment data"))
+
+    def save(self, npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> None:
+        """Arrays to `npz_path`, manifest to `json_path` (default: the .json beside it, where `load` reads it)."""
+        write_bundle(npz_path, self.arrays, self.manifest, json_path)
+
+    @property
+    def coloured(self) -> bool:
+        return self.manifest.get("colour") is not None
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.manifest["n_classes"])
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.arrays[f"y_{split}"]
+
+    def colours(self, split: str) -> np.ndarray | None:
+        return self.arrays.get(f"c_{split}")
+
+    def images(self, split: str, indices: np.ndarray | None = None, colours: np.ndarray | None = None) -> np.ndarray:
+        """Images of a split (optionally a subset), rendered with their own colours or with `colours`."""
+        x = self.arrays[f"x_{split}"]
+        idx = np.arange(len(x)) if indices is None else np.asarray(indices)
+        if not self.coloured:
+            return x[idx]
+        if colours is None:
+            colours = self.arrays[f"c_{split}"][idx]
+        return colour_mod.render(x[idx], colours, self.arrays["palette"], self.manifest["colour"]["mode"],
+                                 self.manifest["colour"].get("patch_size"))
+
+
+# ---------------------------------------------------------------------------------------------- rule entry points
+
+def prepare_experiment(*, source: str, experiment: str, manifest: str, dataset: dict, data_seed: int) -> None:
+    """Rule prepare_experiment: splits and colours of one configured dataset."""
+    from .datasets import load_prepared
+
+    raw = load_prepared(source)
+    arrays, meta = build_experiment(raw, split=dataset["split"], colour=dataset["colour"],
+                                    data_seed=data_seed, labels=dataset.get("labels", "fine"))
+    meta["source"] = dataset["source"]
+    ExperimentData(arrays, meta).save(experiment, manifest)

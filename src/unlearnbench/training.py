@@ -1,0 +1,137 @@
+"""Training jobs: the baseline (one per dataset and seed), the retrain oracle (one per scenario and seed) and the
+sparse baseline of the Sparsity setting. Each reads its inputs, trains with engine.train (resumable per epoch),
+and writes its outputs atomically.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+
+from . import checkpoint, engine, pruning, seeds
+from .evaluate import save_run
+from .experiment import ExperimentData
+from .logs import get_logger
+from .models import build_model
+from .scenarios import ForgetRequest
+
+
+def new_model(data: ExperimentData, model_cfg: dict) -> torch.nn.Module:
+    m = data.manifest
+    return build_model(model_cfg["arch"], in_channels=m["channels"], n_classes=m["n_classes"],
+                       mean=m["mean"], std=m["std"], width=model_cfg["width"])
+
+
+def load_model(path, data: ExperimentData, device) -> tuple[torch.nn.Module, dict]:
+    """A model written by checkpoint.save_model for `data` (CheckpointError naming the file on any mismatch)."""
+    return checkpoint.load_model(path, data, device, new_model)
+
+
+def save_model(path, model, data: ExperimentData, model_cfg: dict, meta: dict) -> None:
+    checkpoint.save_model(path, model, model_cfg=model_cfg, manifest_sha256=data.manifest["sha256"], meta=meta)
+
+
+def _train_cfg(training: dict) -> engine.TrainConfig:
+    return engine.TrainConfig(**training["train"])
+
+
+def _val_acc(model, data: ExperimentData, dev) -> float:
+    x_val, y_val = engine.to_device(data.images("val"), data.labels("val"), dev)
+    return float((engine.predict_logits(model, x_val).argmax(1) == y_val.cpu()).float().mean())
+
+
+def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device: str, threads: int, log,
+         checkpoint_path: str, request: dict | None) -> tuple[torch.nn.Module, dict]:
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    generator = engine.seed_everything(seeds.derive(seed, "train"))
+    model = new_model(data, training["model"]).to(dev)
+    x, y = engine.to_device(images, labels, dev)
+    log(f"training {training['model']['arch']} on {len(x)} images, seed {seed}, device {dev}")
+    stamp = checkpoint.fingerprint(train=training["train"], model=training["model"], data=data.manifest["sha256"],
+                                   request=request, seed=seed, n=len(x))
+    history = engine.train(model, x, y, _train_cfg(training), generator=generator, log=log,
+                           checkpoint=checkpoint_path, fingerprint=stamp)
+    seconds = history[-1]["seconds"] if history else 0.0
+    val_acc = _val_acc(model, data, dev)
+    log(f"done: {seconds:.1f}s of training (across resumes), validation accuracy {val_acc:.4f}")
+    return model, {"seed": seed, "train_seconds": seconds, "val_acc": val_acc, "history": history, "n_train": len(x)}
+
+
+def train_baseline(*, experiment: str, model: str, training: dict, seed: int, device: str, threads: int,
+                   log: str | None = None) -> dict:
+    """Rule baseline: a model trained from scratch on the full training set."""
+    data = ExperimentData.load(experiment)
+    net, meta = _fit(data, data.images("train"), data.labels("train"), training, seed, device, threads,
+                     get_logger(log).info, model + ".epoch", request=None)
+    save_model(model, net, data, training["model"], meta)
+    checkpoint.remove_epoch(model + ".epoch")
+    return meta
+
+
+def train_oracle(*, experiment: str, request: str, model: str, run: str, outputs: str, training: dict,
+                 identity: dict, seed: int, device: str, threads: int, log: str | None = None) -> dict:
+    """Rule retrain_oracle: a fresh model trained from scratch on the request's D \\ ΔD (the gold standard), then
+    evaluated as method "retrain" (its unlearning time is its training time)."""
+    data = ExperimentData.load(experiment)
+    req = ForgetRequest.load(request)
+    images, labels = req.oracle_training_set(data)
+    net, meta = _fit(data, images, labels, training, seed, device, threads, get_logger(log).info,
+                     model + ".epoch", request=req.description)
+    save_model(model, net, data, training["model"], meta)
+    checkpoint.remove_epoch(model + ".epoch")
+    dev = engine.resolve_device(device)
+    identity = {**identity, "run": "retrain", "method": "retrain", "setting": "standard"}
+    return save_run(net, data, req, dev, run, outputs, identity,
+                    {"ut_seconds": meta["train_seconds"], "ut_device_seconds": meta["train_seconds"],
+                     "param_change": 0.0}, [])
+
+
+def train_sparse_baseline(*, experiment: str, dense: str, model: str, training: dict, sparsity: float, epochs: int,
+                          seed: int, device: str, threads: int, log: str | None = None) -> dict:
+    """Rule sparse_baseline, Unlearn-Sparse's sparse "original" (Jia, Liu et al. 2023, OMP): one-shot global
+    magnitude pruning of the dense baseline's conv weights to `sparsity`, then retraining on the full training set
+    with the mask fixed (the dataset's training recipe, `epochs` epochs, starting from the pruned trained weights).
+    The masks are saved in the checkpoint meta (`sparse_masks`: conv weight name → bool mask); the model's pruned
+    weights are exactly 0."""
+    log_fn = get_logger(log).info
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    data = ExperimentData.load(experiment)
+    net, dense_meta = load_model(dense, data, dev)
+    x, y = engine.to_device(data.images("train"), data.labels("train"), dev)
+    dense_acc = _val_acc(net, data, dev)
+    pairs = pruning.prune_model(net, sparsity)
+    n = sum(m.numel() for _, m in pairs)
+    n_pruned = n - sum(int(m.sum()) for _, m in pairs)
+    pruned_acc = _val_acc(net, data, dev)
+    log_fn(f"pruned conv weights to sparsity {n_pruned / n:.4f} ({n_pruned}/{n}); validation accuracy "
+           f"{dense_acc:.4f} dense -> {pruned_acc:.4f} pruned; retraining {epochs} epochs with the mask fixed")
+    remask, remove = pruning.fix_masks(pairs)
+    generator = engine.seed_everything(seeds.derive(seed, "sparse_retrain"))
+    cfg = dataclasses.replace(_train_cfg(training), epochs=epochs)
+    stamp = checkpoint.fingerprint(train=dataclasses.asdict(cfg), model=training["model"],
+                                   data=data.manifest["sha256"], dense=checkpoint.file_sha256(dense), sparsity=sparsity,
+                                   seed=seed)
+    t0 = time.perf_counter()
+    try:
+        history = engine.train(net, x, y, cfg, generator=generator, log=log_fn, checkpoint=model + ".epoch",
+                               fingerprint=stamp, after_step=remask) if epochs > 0 else []
+    finally:
+        remove()
+    remask()
+    seconds = history[-1]["seconds"] if history else time.perf_counter() - t0
+    zeros = sum(int((w[m == 0] == 0).sum()) for w, m in pairs)
+    if zeros != n_pruned:
+        raise RuntimeError(f"sparse baseline: {n_pruned - zeros} pruned weights revived during retraining")
+    acc = _val_acc(net, data, dev)
+    log_fn(f"retrained in {seconds:.1f}s, validation accuracy {acc:.4f}")
+    masks = {name: m.detach().bool().cpu() for name, (_, m) in zip(pruning.conv_weight_names(net), pairs)}
+    meta = {"seed": seed, "train_seconds": seconds, "val_acc": acc, "history": history, "n_train": len(x),
+            "sparsity": sparsity, "n_pruned": n_pruned, "n_conv_weights": n, "retrain_epochs": epochs,
+            "dense_val_acc": dense_acc, "pruned_val_acc": pruned_acc, "sparse_masks": masks,
+            "dense_train_seconds": dense_meta.get("train_seconds")}
+    save_model(model, net, data, dense_meta["model_cfg"], meta)
+    checkpoint.remove_epoch(model + ".epoch")
+    return meta

@@ -1,0 +1,97 @@
+"""Unlearning jobs: one method (in its setting) applied to a seed's starting model, timed alone, then evaluated;
+and the baseline evaluated under a request as the reference run "original"."""
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+
+from . import engine, seeds
+from .evaluate import iteration_probe, parameters_changed, save_run
+from .experiment import ExperimentData
+from .logs import get_logger
+from .methods import UnlearnContext, UnlearnData, build_method
+from .scenarios import ForgetRequest
+from .training import load_model, save_model
+
+
+def method_inputs(method, data: ExperimentData, request: ForgetRequest, dev) -> UnlearnData:
+    """The data the method (a wrapper: with its inner method's) declared, on the device; nothing else."""
+    sources = {"forget": request.forget_set, "retain": request.retain_set,
+               "forget_counterfactual": request.forget_counterfactual}
+    sets = {}
+    for kind in sorted(method.reads):
+        pair = sources[kind](data)
+        if pair is not None:
+            sets[kind] = engine.to_device(*pair, dev)
+    return UnlearnData(declared=method.reads, n_train=len(data.labels("train")), n_classes=data.n_classes,
+                       owner=f"method {method.name!r}", **sets)
+
+
+def _timed(dev: torch.device):
+    """Start a wall clock and a device clock (CUDA events on GPU, process CPU time on CPU)."""
+    if dev.type == "cuda":
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        t0 = time.perf_counter()
+
+        def stop():
+            end.record()
+            torch.cuda.synchronize()
+            return time.perf_counter() - t0, start.elapsed_time(end) / 1000.0
+        return stop
+    t0, c0 = time.perf_counter(), time.process_time()
+    return lambda: (time.perf_counter() - t0, time.process_time() - c0)
+
+
+def run_unlearning(*, experiment: str, request: str, start: str, model: str, run: str, outputs: str, spec: dict,
+                   identity: dict, seed: int, device: str, threads: int, log: str | None = None) -> dict:
+    """Rule unlearn: apply run `spec` (config.RunSpec.job: method, setting, knobs) to the seed's starting model
+    (`start`: the baseline, or the model the setting's wrapper declares, e.g. the sparse baseline), time the method
+    alone (a setting's own work, e.g. UIB's sampling and regularisation, included; the per-iteration probe not),
+    and save the model, its outputs and the run record."""
+    log_fn = get_logger(log).info
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    data = ExperimentData.load(experiment)
+    req = ForgetRequest.load(request)
+    net, start_meta = load_model(start, data, dev)
+    method = build_method(spec["method"], spec["knobs"], where=f"methods.{spec['run']}", setting=spec["setting"],
+                          setting_knobs=spec["setting_knobs"])
+    inputs = method_inputs(method, data, req, dev)
+    probe, trace = iteration_probe(data, req, dev)
+    probe(0, net)
+    before = copy.deepcopy(net.state_dict())
+    generator = engine.seed_everything(seeds.derive(seed, "unlearn"))
+    ctx = UnlearnContext(dev, generator, log=log_fn, on_iteration=probe, start_meta=start_meta)
+    log_fn(f"unlearning with {spec['method']} {spec['knobs']} in setting {spec['setting']} {spec['setting_knobs']} "
+           f"on {req.scenario}, seed {seed}")
+    stop = _timed(dev)
+    method.unlearn(net, inputs, ctx)
+    wall, device_seconds = stop()
+    wall -= ctx.excluded_seconds
+    device_seconds = max(0.0, device_seconds - ctx.excluded_seconds)
+    change = parameters_changed(before, net)
+    log_fn(f"unlearning took {wall:.2f}s (evaluation between iterations excluded); parameter change {change:.4g}")
+    save_model(model, net, data, start_meta["model_cfg"],
+               {"seed": seed, "run": spec["run"], "method": spec["method"], "knobs": spec["knobs"]})
+    identity = {**identity, **{k: spec[k] for k in ("run", "method", "setting", "knobs", "setting_knobs",
+                                                     "overridden", "start", "start_params", "code")}}
+    return save_run(net, data, req, dev, run, outputs, identity,
+                    {"ut_seconds": wall, "ut_device_seconds": device_seconds, "param_change": change}, trace)
+
+
+def evaluate_original(*, experiment: str, request: str, baseline: str, run: str, outputs: str, identity: dict,
+                      device: str, threads: int, log: str | None = None) -> dict:
+    """Rule evaluate_original: the baseline before unlearning, evaluated under a request as method "original"."""
+    engine.configure_threads(threads)
+    dev = engine.resolve_device(device)
+    data = ExperimentData.load(experiment)
+    req = ForgetRequest.load(request)
+    net, _ = load_model(baseline, data, dev)
+    get_logger(log).info(f"evaluating {baseline} on {req.scenario}")
+    identity = {**identity, "run": "original", "method": "original", "setting": "standard"}
+    return save_run(net, data, req, dev, run, outputs, identity,
+                    {"ut_seconds": 0.0, "ut_device_seconds": 0.0, "param_change": 0.0}, [])
