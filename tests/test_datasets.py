@@ -17,6 +17,7 @@ import http.server
 import io
 import json
 import pickle
+import socket
 import tarfile
 import threading
 from pathlib import Path
@@ -450,6 +451,29 @@ def test_failed_download_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="every attempt failed"):
         prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", spec=spec)
     assert not any((tmp_path / "dl").glob("*.part"))
+
+
+def test_downloads_go_through_torchvision_with_a_timeout(tmp_path, serve_folder, monkeypatch):
+    import torchvision.datasets.utils as tv_utils
+
+    real_download_url = tv_utils.download_url
+    calls = []
+
+    def spy(url, root, filename=None, md5=None, **kwargs):
+        calls.append((url, filename, socket.getdefaulttimeout()))
+        return real_download_url(url, root, filename, md5, **kwargs)
+
+    monkeypatch.setattr(tv_utils, "download_url", spy)
+    arrays = make_idx_arrays()
+    served = write_idx_mirror(tmp_path / "served", arrays)
+    url = serve_folder(served)
+    timeout_before = socket.getdefaulttimeout()
+    npz_path = prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", mirror=url,
+                               spec=idx_spec_by_md5("mnist", served))
+    assert_arrays_equal(load_prepared(npz_path), arrays)
+    assert sorted(c[:2] for c in calls) == sorted((url + f, f) for f in IDX_FILES.values())
+    assert {c[2] for c in calls} == {60}  # torchvision sets none itself
+    assert socket.getdefaulttimeout() == timeout_before
 
 
 # --------------------------------------------------------------------------- CIFAR
