@@ -345,6 +345,51 @@ def test_idx_payload_length_mismatch_is_rejected(tmp_path):
                         spec=idx_spec_by_md5("mnist", mirror))
 
 
+def test_idx_files_are_decoded_by_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tv_mnist
+
+    calls = []
+
+    def spy(reader):
+        def wrapped(path):
+            calls.append((reader.__name__, Path(path).name))
+            return reader(path)
+        return wrapped
+
+    monkeypatch.setattr(tv_mnist, "read_image_file", spy(tv_mnist.read_image_file))
+    monkeypatch.setattr(tv_mnist, "read_label_file", spy(tv_mnist.read_label_file))
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    npz_path = prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", mirror=mirror,
+                               spec=idx_spec_by_md5("mnist", mirror))
+    assert_arrays_equal(load_prepared(npz_path), arrays)
+    # torchvision reads the decompressed copies (the .gz name without .gz).
+    assert sorted(calls) == sorted([
+        ("read_image_file", "train-images-idx3-ubyte"), ("read_label_file", "train-labels-idx1-ubyte"),
+        ("read_image_file", "t10k-images-idx3-ubyte"), ("read_label_file", "t10k-labels-idx1-ubyte"),
+    ])
+
+
+def test_idx_file_torchvision_rejects_is_a_dataset_error_naming_the_file(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    images = mirror / "train-images-idx3-ubyte.gz"
+    # A 4-dimensional IDX file: torchvision's reader fails on a bare
+    # ``assert 1 <= nd <= 3`` (an AssertionError without a message).
+    write_idx_gz(images, arrays["x_train"][None], magic=0x0804)
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError) as raised:
+        prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror,
+                        spec=idx_spec_by_md5("mnist", mirror))
+    message = str(raised.value)
+    assert message.startswith(f"{images}: expected IDX magic number 2051")
+    assert "found 2052 (0x00000804)" in message
+    assert "torchvision.datasets.mnist.read_image_file raised AssertionError" in message
+    assert "Fix:" in message
+    assert isinstance(raised.value.__cause__, AssertionError)
+    assert_no_prepared_output(out_dir)
+
+
 def test_label_out_of_range_is_rejected(tmp_path):
     arrays = make_idx_arrays()
     arrays["y_train"][0] = 10
