@@ -18,6 +18,8 @@ import io
 import json
 import pickle
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -195,6 +197,30 @@ def test_registry_has_expected_datasets_and_upstream_md5s():
     assert len(DATASETS["cifar100"].class_names) == 100
     assert len(DATASETS["cifar100"].coarse_class_names) == 20
     assert all(DATASETS["fashion_mnist"].content_sha256.values())
+
+
+def test_registry_copies_torchvisions_pinned_sources():
+    # The registry holds literal copies (importing torchvision there would
+    # import torch); they must not drift from torchvision's own pins.
+    from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
+
+    for name, tv_class in (("mnist", MNIST), ("fashion_mnist", FashionMNIST)):
+        spec = DATASETS[name]
+        assert {a.filename: a.md5 for a in spec.archives} == dict(tv_class.resources), name
+        assert list(spec.base_urls) == list(tv_class.mirrors), name
+    for name, tv_class in (("cifar10", CIFAR10), ("cifar100", CIFAR100)):
+        (archive,) = DATASETS[name].archives
+        assert (archive.filename, archive.md5) == (tv_class.filename, tv_class.tgz_md5), name
+        assert DATASETS[name].base_urls[0] + archive.filename == tv_class.url, name
+
+
+def test_importing_the_package_does_not_import_torch():
+    package_root = Path(__import__("unlearnbench").__file__).resolve().parents[1]
+    code = ("import sys, unlearnbench.datasets; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(package_root), "PATH": "/usr/bin:/bin"})
+    assert result.stdout.strip() == "[]"
 
 
 def test_unknown_dataset_name_is_a_dataset_error(tmp_path):
