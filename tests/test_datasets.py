@@ -17,6 +17,9 @@ import http.server
 import io
 import json
 import pickle
+import socket
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -196,6 +199,30 @@ def test_registry_has_expected_datasets_and_upstream_md5s():
     assert all(DATASETS["fashion_mnist"].content_sha256.values())
 
 
+def test_registry_copies_torchvisions_pinned_sources():
+    # The registry holds literal copies (importing torchvision there would
+    # import torch); they must not drift from torchvision's own pins.
+    from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST
+
+    for name, tv_class in (("mnist", MNIST), ("fashion_mnist", FashionMNIST)):
+        spec = DATASETS[name]
+        assert {a.filename: a.md5 for a in spec.archives} == dict(tv_class.resources), name
+        assert list(spec.base_urls) == list(tv_class.mirrors), name
+    for name, tv_class in (("cifar10", CIFAR10), ("cifar100", CIFAR100)):
+        (archive,) = DATASETS[name].archives
+        assert (archive.filename, archive.md5) == (tv_class.filename, tv_class.tgz_md5), name
+        assert DATASETS[name].base_urls[0] + archive.filename == tv_class.url, name
+
+
+def test_importing_the_package_does_not_import_torch():
+    package_root = Path(__import__("unlearnbench").__file__).resolve().parents[1]
+    code = ("import sys, unlearnbench.datasets; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"PYTHONPATH": str(package_root), "PATH": "/usr/bin:/bin"})
+    assert result.stdout.strip() == "[]"
+
+
 def test_unknown_dataset_name_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="one of"):
         prepare_dataset("imagenet", tmp_path / "out", download_dir=tmp_path / "dl")
@@ -344,6 +371,51 @@ def test_idx_payload_length_mismatch_is_rejected(tmp_path):
                         spec=idx_spec_by_md5("mnist", mirror))
 
 
+def test_idx_files_are_decoded_by_torchvision(tmp_path, monkeypatch):
+    import torchvision.datasets.mnist as tv_mnist
+
+    calls = []
+
+    def spy(reader):
+        def wrapped(path):
+            calls.append((reader.__name__, Path(path).name))
+            return reader(path)
+        return wrapped
+
+    monkeypatch.setattr(tv_mnist, "read_image_file", spy(tv_mnist.read_image_file))
+    monkeypatch.setattr(tv_mnist, "read_label_file", spy(tv_mnist.read_label_file))
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    npz_path = prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", mirror=mirror,
+                               spec=idx_spec_by_md5("mnist", mirror))
+    assert_arrays_equal(load_prepared(npz_path), arrays)
+    # torchvision reads the decompressed copies (the .gz name without .gz).
+    assert sorted(calls) == sorted([
+        ("read_image_file", "train-images-idx3-ubyte"), ("read_label_file", "train-labels-idx1-ubyte"),
+        ("read_image_file", "t10k-images-idx3-ubyte"), ("read_label_file", "t10k-labels-idx1-ubyte"),
+    ])
+
+
+def test_idx_file_torchvision_rejects_is_a_dataset_error_naming_the_file(tmp_path):
+    arrays = make_idx_arrays()
+    mirror = write_idx_mirror(tmp_path / "mirror", arrays)
+    images = mirror / "train-images-idx3-ubyte.gz"
+    # A 4-dimensional IDX file: torchvision's reader fails on a bare
+    # ``assert 1 <= nd <= 3`` (an AssertionError without a message).
+    write_idx_gz(images, arrays["x_train"][None], magic=0x0804)
+    out_dir = tmp_path / "out"
+    with pytest.raises(DatasetError) as raised:
+        prepare_dataset("mnist", out_dir, download_dir=tmp_path / "dl", mirror=mirror,
+                        spec=idx_spec_by_md5("mnist", mirror))
+    message = str(raised.value)
+    assert message.startswith(f"{images}: expected IDX magic number 2051")
+    assert "found 2052 (0x00000804)" in message
+    assert "torchvision.datasets.mnist.read_image_file raised AssertionError" in message
+    assert "Fix:" in message
+    assert isinstance(raised.value.__cause__, AssertionError)
+    assert_no_prepared_output(out_dir)
+
+
 def test_label_out_of_range_is_rejected(tmp_path):
     arrays = make_idx_arrays()
     arrays["y_train"][0] = 10
@@ -450,6 +522,29 @@ def test_failed_download_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError, match="every attempt failed"):
         prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", spec=spec)
     assert not any((tmp_path / "dl").glob("*.part"))
+
+
+def test_downloads_go_through_torchvision_with_a_timeout(tmp_path, serve_folder, monkeypatch):
+    import torchvision.datasets.utils as tv_utils
+
+    real_download_url = tv_utils.download_url
+    calls = []
+
+    def spy(url, root, filename=None, md5=None, **kwargs):
+        calls.append((url, filename, socket.getdefaulttimeout()))
+        return real_download_url(url, root, filename, md5, **kwargs)
+
+    monkeypatch.setattr(tv_utils, "download_url", spy)
+    arrays = make_idx_arrays()
+    served = write_idx_mirror(tmp_path / "served", arrays)
+    url = serve_folder(served)
+    timeout_before = socket.getdefaulttimeout()
+    npz_path = prepare_dataset("mnist", tmp_path / "out", download_dir=tmp_path / "dl", mirror=url,
+                               spec=idx_spec_by_md5("mnist", served))
+    assert_arrays_equal(load_prepared(npz_path), arrays)
+    assert sorted(c[:2] for c in calls) == sorted((url + f, f) for f in IDX_FILES.values())
+    assert {c[2] for c in calls} == {60}  # torchvision sets none itself
+    assert socket.getdefaulttimeout() == timeout_before
 
 
 # --------------------------------------------------------------------------- CIFAR

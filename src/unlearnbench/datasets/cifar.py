@@ -1,10 +1,14 @@
 """Decoder for the CIFAR-10 / CIFAR-100 "python version" tar.gz archives.
 
-Each archive holds pickled dicts written by Python 2, so they are loaded with
-``encoding="bytes"`` (keys and strings come back as bytes, as on the CIFAR web
-page's own loader).  Pickles can execute code, and an archive whose MD5 does
-not match is decoded before its content hash is checked, so a restricted
-unpickler only allows the few globals numpy arrays need.
+Download and MD5 go through torchvision (fetch.py); decoding deliberately does
+not.  torchvision's CIFAR classes ``pickle.load`` the batches, which runs any
+code an untrusted file contains, and its ``extract_archive`` calls
+``tarfile.extractall`` without a filter.  An archive whose MD5 does not match
+may be decoded before its content hash is checked, so the wanted members are
+read into memory here (nothing is written to disk) and unpickled by a
+restricted unpickler that only allows the few globals numpy arrays need.  The
+pickles were written by Python 2, so they are loaded with ``encoding="bytes"``
+(keys and strings come back as bytes, as with the CIFAR web page's own loader).
 """
 
 from __future__ import annotations

@@ -1,10 +1,18 @@
-"""Locate an upstream archive: in a local mirror, in the download cache, or on the network."""
+"""Locate an upstream archive: in a local mirror, in the download cache, or on the network.
+
+Downloads and MD5s go through ``torchvision.datasets.utils`` (imported lazily:
+importing this package must not import torch).  What torchvision lacks stays
+here: local mirrors read in place, a download cache that never keeps a file
+with the wrong MD5, and DatasetErrors that list every failed attempt.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import http.client
 import os
+import shutil
+import socket
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,8 +23,10 @@ from pathlib import Path
 from .errors import DatasetError, describe_problem
 from .registry import ArchiveFile, DatasetSpec
 
+# torchvision's download_url opens its connections without a timeout; a
+# stalled server would hang the Snakemake job, so a socket default is set
+# while it runs.
 DOWNLOAD_TIMEOUT_SECONDS = 60
-_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -29,11 +39,8 @@ class LocatedArchive:
 
 
 def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from torchvision.datasets.utils import calculate_md5
+    return calculate_md5(path)
 
 
 def _local_mirror_folder(mirror: str) -> Path | None:
@@ -95,8 +102,10 @@ def _from_cache_or_network(spec: DatasetSpec, archive: ArchiveFile, download_dir
         try:
             md5_found = _download(url, cached, archive.md5)
         # URLError/OSError: network and timeouts; HTTPException: connection
-        # dropped mid-body; ValueError: MD5 mismatch of the downloaded bytes.
-        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as error:
+        # dropped mid-body; RuntimeError: torchvision's download_url (e.g. a
+        # redirect loop); ValueError: MD5 mismatch of the downloaded bytes.
+        except (urllib.error.URLError, OSError, http.client.HTTPException, RuntimeError,
+                ValueError) as error:
             failures.append(f"{url}: {error}")
             continue
         return LocatedArchive(archive, cached, url, md5_found)
@@ -108,22 +117,34 @@ def _from_cache_or_network(spec: DatasetSpec, archive: ArchiveFile, download_dir
     ))
 
 
-def _download(url: str, destination: Path, expected_md5: str | None) -> str:
-    """Download to a .part file, check MD5, then rename; returns the MD5 found."""
-    partial = destination.with_name(f"{destination.name}.{uuid.uuid4().hex}.part")
-    request = urllib.request.Request(url, headers={"User-Agent": "unlearnbench-datasets"})
-    digest = hashlib.md5()
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
     try:
-        with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response, \
-                open(partial, "wb") as sink:
-            for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
-                digest.update(chunk)
-                sink.write(chunk)
-        md5_found = digest.hexdigest()
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _download(url: str, destination: Path, expected_md5: str | None) -> str:
+    """Download with torchvision into a private .part folder, check MD5, then rename.
+
+    torchvision's ``download_url`` writes straight to its target and keeps a
+    file whose MD5 it rejected, so it downloads into a fresh folder here and
+    only a file with the expected MD5 is moved into the cache.
+    """
+    from torchvision.datasets.utils import calculate_md5, download_url
+
+    staging = destination.with_name(f"{destination.name}.{uuid.uuid4().hex}.part")
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT_SECONDS):
+            download_url(url, staging, filename=destination.name)
+        md5_found = calculate_md5(staging / destination.name)
         # A mismatching download is never cached: the next URL (or run) retries.
         if expected_md5 is not None and md5_found != expected_md5:
             raise ValueError(f"downloaded MD5 {md5_found} != expected {expected_md5}")
-        os.replace(partial, destination)
+        os.replace(staging / destination.name, destination)
         return md5_found
     finally:
-        partial.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)

@@ -93,8 +93,8 @@ def _decode(spec: DatasetSpec, located: list[LocatedArchive]) -> tuple[dict[str,
                 arrays[array_name] = decode_idx_gz(
                     item.path, IDX_IMAGES_MAGIC, (split_sizes[split],) + tuple(spec.image_shape))
             else:
-                arrays[array_name] = decode_idx_gz(
-                    item.path, IDX_LABELS_MAGIC, (split_sizes[split],)).astype("<i8")
+                arrays[array_name] = decode_idx_gz(  # torchvision returns int64 labels
+                    item.path, IDX_LABELS_MAGIC, (split_sizes[split],)).astype("<i8", copy=False)
             origin[array_name] = item.path
         return arrays, origin, {}
     (item,) = located

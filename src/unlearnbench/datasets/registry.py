@@ -3,8 +3,11 @@
 Provenance of the pinned values (see docs/datasets.md for the full table):
 
 * Archive MD5s and download URLs are copied from torchvision
-  (``torchvision/datasets/mnist.py`` and ``torchvision/datasets/cifar.py``),
-  which in turn copied them from the upstream dataset pages.
+  (``MNIST.resources`` / ``mirrors``, ``FashionMNIST.resources`` / ``mirrors``,
+  ``CIFAR10.url`` / ``tgz_md5``, ``CIFAR100.url`` / ``tgz_md5``), which in turn
+  copied them from the upstream dataset pages.  They are literals rather than
+  attribute look-ups so that importing this package does not import torch;
+  tests/test_datasets.py checks that they still equal torchvision's.
 * Decoded-content SHA-256s (hash of each decoded array's C-order bytes, uint8
   images / little-endian int64 labels) were computed in this project:
   Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package (the original
