@@ -1,6 +1,8 @@
 """The model zoo: the Classifier contract, torchvision parameter counts, config errors, SmallCNN stability."""
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 from torch import nn
@@ -163,6 +165,19 @@ def test_bad_model_config_names_the_key(kwargs, key):
 def test_vit_small_needs_the_image_size():
     with pytest.raises(ValueError, match="image_size"):
         build_model("vit_small", in_channels=3, n_classes=10, mean=[0.5] * 3, std=[0.25] * 3, width=16)
+
+
+def test_runner_passes_image_size_and_head():
+    from unlearnbench.runner import new_model
+
+    data = types.SimpleNamespace(manifest={"channels": 1, "n_classes": 10, "mean": [0.3], "std": [0.2],
+                                           "image_size": [28, 28]})
+    vit = new_model(data, {"arch": "vit_small", "width": 16})
+    assert vit.features.image_size == 28
+    vgg = new_model(data, {"arch": "vgg11", "width": 8, "head": "compact"})
+    assert vgg.head.in_features == 64
+    old = new_model(data, {"arch": "small_cnn", "width": 16})  # a checkpoint's model_cfg without `head`
+    assert old.head.in_features == 64
 
 
 # ------------------------------------------------------------------------------------------ SmallCNN stability
