@@ -8,8 +8,8 @@ then --epochs timed epochs, bracketed by torch.cuda.synchronize():
          torch.utils.data.DataLoader with --num-workers worker processes and CPU transforms per image
          (PIL image → RandomCrop(size, padding=4), RandomHorizontalFlip, ToTensor, Normalize), batch 128,
          shuffle, pin_memory on CUDA, torch.optim.SGD (momentum 0.9, Nesterov off, weight decay 5e-4).
-  ours   unlearnbench.models.ResNet18 (--arch/--width selectable) trained by unlearnbench.engine.train
-         itself: the dataset resident on the device as uint8, crop+flip on the device, bf16 autocast and
+  ours   build_model("resnet18"): torchvision resnet18 with the same stem (--arch/--width selectable), trained by
+         engine.train itself: the dataset resident on the device as uint8, crop+flip on the device, bf16 autocast and
          channels_last on CUDA, foreach SGD, one-cycle schedule, batch 512, drop-last (fixed shapes).
 
 Images/s counts the images each side actually trained on (the naive loader keeps the last partial batch,
@@ -123,7 +123,8 @@ def time_naive(images, labels, args, device: torch.device) -> dict:
 
 def time_ours(images, labels, args, device: torch.device) -> dict:
     generator = engine.seed_everything(args.seed)
-    model = build_model(args.arch, in_channels=3, n_classes=N_CLASSES, mean=MEAN, std=STD, width=args.width)
+    model = build_model(args.arch, in_channels=3, n_classes=N_CLASSES, mean=MEAN, std=STD, width=args.width,
+                        image_size=images.shape[1:3])
     model = model.to(device)
     x, y = engine.to_device(images, labels, device)
     cfg = engine.TrainConfig(epochs=args.warmup_epochs + args.epochs, batch_size=args.batch_size, lr=0.2,
@@ -163,7 +164,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--arch", default="resnet18", choices=sorted(ARCHITECTURES), help="ours: model")
     parser.add_argument("--width", type=int, default=64, help="ours: model width (64: standard ResNet-18)")
     parser.add_argument("--compile", action="store_true", help="ours: engine's train.compile (CUDA only)")
-    parser.add_argument("--skip-naive", action="store_true", help="time only our engine (no torchvision needed)")
+    parser.add_argument("--skip-naive", action="store_true", help="time only our engine (no torchvision transforms/DataLoader "
+                        "side; the models but small_cnn are torchvision's)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

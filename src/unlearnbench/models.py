@@ -1,13 +1,16 @@
-"""Models of the papers, selectable by name. Input normalisation lives inside every model.
+"""Models of the papers, selectable by name (`model.arch`). Input normalisation lives inside every model.
 
-Models take uint8 images in NCHW (as the engine keeps them on the device) and scale them themselves,
-so a checkpoint is self-contained: the dataset statistics travel with the weights.
+Every architecture is a `Classifier`: uint8 NCHW images in, logits out, with the training set's channel
+statistics stored in the model, so a checkpoint is self-contained. `small_cnn` is ours; `resnet18`,
+`vgg11`, `vgg11_bn` and `vit_small` are torchvision's models (torchvision is imported only when one of
+them is built, so importing this module stays cheap), adapted to small inputs as each builder states.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 
 class Normalize(nn.Module):
@@ -22,17 +25,53 @@ class Normalize(nn.Module):
         return (x.float() - self.mean) / self.std
 
 
+class Classifier(nn.Module):
+    """The contract every architecture meets (JiT and the UIB setting rely on it).
+
+    * input: uint8 images, NCHW, values 0..255;
+    * `normalize`: a `Normalize` module, uint8 → standardised float (the training set's per-channel mean
+      and std are buffers, so they travel with the weights);
+    * `features`: normalised input → penultimate feature vector, shape (N, D); everything of the network
+      except the final Linear layer, dropout included;
+    * `head`: the final `nn.Linear(D, n_classes)`;
+    * `forward_normalized(x) = head(features(x))` (x already normalised: JiT perturbs in that space);
+    * `forward(x) = forward_normalized(normalize(x))`.
+
+    Submodules are registered in the order normalize, features, head, so `modules()` and `state_dict()`
+    end with the head.
+    """
+
+    def __init__(self, normalize: Normalize, features: nn.Module, head: nn.Linear):
+        super().__init__()
+        if not isinstance(head, nn.Linear):
+            raise TypeError(f"Classifier.head must be an nn.Linear, not {type(head).__name__}")
+        self.normalize = normalize
+        self.features = features
+        self.head = head
+
+    def forward_normalized(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_normalized(self.normalize(x))
+
+
+# ----------------------------------------------------------------------------------------------- small_cnn
+
 def conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
-class SmallCNN(nn.Module):
-    """Three conv blocks and a linear head: for 8x8 (digits) and 28x28 (MNIST-like) inputs."""
+class SmallCNN(Classifier):
+    """Three conv blocks and a linear head: for 8x8 (digits) and 28x28 (MNIST-like) inputs (ours; any side).
+
+    Parameter names, their order and the order of module creation are fixed: for a given torch seed the
+    initial weights are those of every earlier version (tests/test_models.py checks it bit for bit).
+    """
 
     def __init__(self, in_channels: int, n_classes: int, mean, std, width: int = 16):
-        super().__init__()
-        self.normalize = Normalize(mean, std)
-        self.features = nn.Sequential(
+        normalize = Normalize(mean, std)
+        features = nn.Sequential(
             conv_bn(in_channels, width),
             conv_bn(width, 2 * width),
             nn.MaxPool2d(2),
@@ -40,215 +79,183 @@ class SmallCNN(nn.Module):
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
         )
-        self.head = nn.Linear(4 * width, n_classes)
-
-    def forward_normalized(self, x):
-        return self.head(self.features(x))
-
-    def forward(self, x):
-        return self.forward_normalized(self.normalize(x))
+        head = nn.Linear(4 * width, n_classes)
+        super().__init__(normalize, features, head)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+def small_cnn(in_channels: int, n_classes: int, mean, std, *, width: int, image_size=None, head=None) -> Classifier:
+    _no_head_choice("small_cnn", head)
+    return SmallCNN(in_channels, n_classes, mean, std, width=width)
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool); `width` 64 is the standard model."""
+# ------------------------------------------------------------------------------------- torchvision models
 
-    def __init__(self, in_channels: int, n_classes: int, mean, std, width: int = 64):
-        super().__init__()
-        self.normalize = Normalize(mean, std)
-        widths = [width, 2 * width, 4 * width, 8 * width]
-        layers = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
-        c_in = width
-        for i, w in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            layers += [BasicBlock(c_in, w, stride), BasicBlock(w, w, 1)]
-            c_in = w
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, n_classes)
-
-    def forward_normalized(self, x):
-        return self.head(self.features(x))
-
-    def forward(self, x):
-        return self.forward_normalized(self.normalize(x))
+def _torchvision_models():
+    try:
+        import torchvision.models
+    except ImportError as exc:
+        raise ImportError("model.arch: resnet18, vgg11, vgg11_bn and vit_small are torchvision's models; install "
+                          "torchvision matching your torch (pip install torchvision)") from exc
+    return torchvision.models
 
 
-VGG11_LAYOUT = (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M")  # channels as multiples of `width` (64: VGG11)
+def _no_head_choice(arch: str, head) -> None:
+    if head is not None:
+        raise ValueError(f"model.head: only vgg11 and vgg11_bn have a choice of classifier head; remove model.head "
+                         f"for arch {arch} (got {head!r})")
 
 
-class VGG11(nn.Module):
-    """VGG11 for small inputs (configuration "A"): eight 3x3 convs, five 2x2 max-pools, one Linear head.
+def _kaiming_conv_(conv: nn.Conv2d) -> nn.Conv2d:
+    """torchvision's ResNet/VGG conv init (Kaiming normal, fan_out, ReLU; zero bias), for convs we replace."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
 
-    `width` is the first conv's channels (64 is the standard model: 64-128-256-256-512-512-512-512). As in
-    the CIFAR versions of VGG (and JiT's VGG11, which has no batch norm), the classifier is one Linear
-    layer on the pooled feature vector instead of ImageNet VGG's three 4096-wide layers. Pools use
-    ceil_mode and the features end in adaptive average pooling, so any input side >= 1 works (32x32
-    gives 1x1 after the fifth pool as in the original; 8x8 and 28x28 reach 1x1 earlier and stay there).
-    `batch_norm=False` is VGG11 (convs with bias, Kaiming-normal init as torchvision's VGG, since without
-    batch norm PyTorch's default init shrinks the signal through eight layers); True is VGG11-BN.
+
+def resnet18(in_channels: int, n_classes: int, mean, std, *, width: int, image_size=None, head=None) -> Classifier:
+    """torchvision's `resnet18(num_classes=n_classes)` with the CIFAR stem.
+
+    `conv1` becomes a 3x3 conv, stride 1, padding 1, no bias, with `in_channels` inputs (Kaiming-normal
+    init as torchvision's other convs), and `maxpool` becomes Identity; everything else is torchvision's.
+    `features` is the torchvision network with `fc = Identity` (its forward ends with the flattened
+    average-pooled 512-vector), `head` is its `fc`. Only width 64: torchvision's ResNet has fixed widths
+    (`width_per_group` scales Bottleneck blocks only; BasicBlock rejects anything but 64).
     """
+    _no_head_choice("resnet18", head)
+    if width != 64:
+        raise ValueError(f"model.width: resnet18 is torchvision's ResNet-18, whose widths are fixed "
+                         f"(64-128-256-512); set model.width: 64 (got {width})")
+    tv = _torchvision_models()
+    normalize = Normalize(mean, std)
+    net = tv.resnet18(num_classes=n_classes)
+    net.conv1 = _kaiming_conv_(nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False))
+    net.maxpool = nn.Identity()
+    fc, net.fc = net.fc, nn.Identity()
+    return Classifier(normalize, net, fc)
 
-    def __init__(self, in_channels: int, n_classes: int, mean, std, width: int = 64, batch_norm: bool = False):
-        super().__init__()
-        self.normalize = Normalize(mean, std)
-        layers: list[nn.Module] = []
-        c_in = in_channels
-        for item in VGG11_LAYOUT:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2, ceil_mode=True))
-                continue
-            c_out = item * width
-            layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batch_norm))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(c_out))
-            layers.append(nn.ReLU(inplace=True))
-            c_in = c_out
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, n_classes)
-        for m in self.features.modules():
+
+VGG_HEADS = ("torchvision", "reference", "compact")
+VGG_DEFAULT_HEAD = {"vgg11": "reference", "vgg11_bn": "torchvision"}
+
+
+def _vgg(arch: str, in_channels: int, n_classes: int, mean, std, width: int, head, batch_norm: bool) -> Classifier:
+    """torchvision's VGG11 (configuration "A", `make_layers`) with a choice of classifier head.
+
+    Convs have `width`·(1, 2, 4, 8) channels (64: torchvision's 64-128-256-512). The five max-pools use
+    ceil_mode, which changes nothing for a 32x32 input (every map side is even) and lets 28x28 and 8x8
+    inputs through (without it the fifth pool would see a 1x1 map and fail). `head`:
+
+    * "torchvision": torchvision's classifier: AdaptiveAvgPool(7, 7) → Linear(8w·49, h) → ReLU → Dropout
+      → Linear(h, h) → ReLU → Dropout → Linear(h, n_classes), h = 64·width (4096 at width 64);
+    * "reference": what the JiT reference code trains: torchvision's classifier with its 1000 outputs,
+      then `Linear(1000, n_classes)` directly (no activation between), as `VGG16` in JiT's src/models.py;
+    * "compact": AdaptiveAvgPool(1) → one Linear(8w, n_classes) (this project's earlier CIFAR-style VGG).
+
+    `features` is the torchvision VGG minus the last Linear (for "reference" it ends with the 1000-way
+    output), so the two Dropout layers live in `features`. At width 64 the "torchvision" and "reference"
+    networks are built by torchvision's `VGG(...)` constructor itself (its init: Kaiming-normal convs,
+    N(0, 0.01) linears, BN 1/0; for "reference" the extra Linear has PyTorch's default init, as in JiT),
+    so under a fixed seed the reference model is bit for bit the one JiT's code builds. Other widths and
+    "compact" build the classifier here and apply the same init (the compact head: PyTorch's default).
+    """
+    head = VGG_DEFAULT_HEAD[arch] if head is None else head
+    if head not in VGG_HEADS:
+        raise ValueError(f"model.head: {head!r} is not a VGG head; choose one of {list(VGG_HEADS)}")
+    VGG, cfgs, make_layers = (getattr(_torchvision_models().vgg, n) for n in ("VGG", "cfgs", "make_layers"))
+    normalize = Normalize(mean, std)
+    layers = make_layers([v if v == "M" else v * width // 64 for v in cfgs["A"]], batch_norm=batch_norm)
+    for m in layers:
+        if isinstance(m, nn.MaxPool2d):
+            m.ceil_mode = True
+    if in_channels != 3:  # make_layers always starts with 3 input channels
+        first = layers[0]
+        layers[0] = nn.Conv2d(in_channels, first.out_channels, 3, padding=1, bias=first.bias is not None)
+    n_out = n_classes if head == "torchvision" else 1000
+    if width == 64 and head != "compact":
+        net = VGG(layers, num_classes=n_out)  # torchvision's classifier and init, unchanged
+    else:
+        with torch.device("meta"):  # nothing allocated for the classifier replaced below
+            net = VGG(layers, num_classes=n_out, init_weights=False)
+        if head == "compact":
+            net.avgpool, net.classifier = nn.AdaptiveAvgPool2d(1), nn.Identity()
+        else:
+            hidden = 64 * width
+            net.classifier = nn.Sequential(
+                nn.Linear(8 * width * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(0.5),
+                nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(hidden, n_out))
+        for m in net.modules():  # torchvision's VGG init
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-
-    def forward_normalized(self, x):
-        return self.head(self.features(x))
-
-    def forward(self, x):
-        return self.forward_normalized(self.normalize(x))
-
-
-class VGG11BN(VGG11):
-    """VGG11 with batch norm after every conv (convs without bias)."""
-
-    def __init__(self, in_channels: int, n_classes: int, mean, std, width: int = 64):
-        super().__init__(in_channels, n_classes, mean, std, width=width, batch_norm=True)
-
-
-def sincos_2d(h: int, w: int, dim: int, device=None) -> torch.Tensor:
-    """Fixed 2-D sine-cosine position embedding, (h*w, dim); dim is padded with zeros to a multiple of 4."""
-    quarter = max(1, dim // 4)
-    omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float32, device=device) / max(1, quarter - 1)))
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device),
-                            torch.arange(w, dtype=torch.float32, device=device), indexing="ij")
-    ys, xs = ys.reshape(-1, 1) * omega, xs.reshape(-1, 1) * omega
-    pe = torch.cat([xs.sin(), xs.cos(), ys.sin(), ys.cos()], dim=1)
-    return F.pad(pe, (0, max(0, dim - pe.shape[1])))[:, :dim]
-
-
-class _Attention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)  # flash / memory-efficient kernels on CUDA
-        return self.proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class _Block(nn.Module):
-    """Pre-norm transformer block: x + MHSA(LN(x)), then x + MLP(LN(x)) with GELU."""
-
-    def __init__(self, dim: int, heads: int, mlp_ratio: int):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = _Attention(dim, heads)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim))
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class _ViTFeatures(nn.Module):
-    """Patches → tokens (+ fixed 2-D sin-cos positions) → blocks → final LayerNorm → mean over tokens."""
-
-    def __init__(self, in_channels: int, dim: int, depth: int, heads: int, patch: int, mlp_ratio: int):
-        super().__init__()
-        self.patch = patch
-        self.embed = nn.Conv2d(in_channels, dim, patch, stride=patch)
-        self.blocks = nn.Sequential(*[_Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim)
-        self._pos: dict[tuple, torch.Tensor] = {}
-
-    def position(self, h: int, w: int, dim: int, device) -> torch.Tensor:
-        if torch.compiler.is_compiling():  # traced as constant ops (inductor folds them); no dict mutation in the graph
-            return sincos_2d(h, w, dim, device)
-        key = (h, w, str(device))
-        if key not in self._pos:  # a constant, not a buffer: nothing size-specific in the checkpoint
-            with torch.inference_mode(False), torch.no_grad():  # usable later in training, even if made in eval
-                self._pos[key] = sincos_2d(h, w, dim, device)
-        return self._pos[key]
-
-    def forward(self, x):
-        x = self.embed(x)                                   # (b, dim, h/p, w/p)
-        b, d, h, w = x.shape
-        x = x.flatten(2).transpose(1, 2) + self.position(h, w, d, x.device).to(x.dtype)
-        return self.norm(self.blocks(x)).mean(dim=1)
-
-
-class ViTSmall(nn.Module):
-    """A small Vision Transformer for 32x32 inputs ("simple ViT" of Beyer et al. 2022, scaled down).
-
-    Patch 4 (32x32 → 64 tokens), embedding dim = `width` (192 is the intended size: ~2.7 M parameters),
-    depth 6, heads = dim // 64 (3 at 192; at least 1, reduced until it divides dim), MLP ratio 4, pre-norm
-    blocks. No class token: the penultimate vector (`features`) is the final LayerNorm of the tokens'
-    mean, and `head` is one Linear layer on it. Positions are fixed 2-D sin-cos embeddings computed for
-    the input's patch grid, so any input side >= 4 works (a side not divisible by 4 drops the remainder
-    pixels at the border, as a strided patch conv does).
-    """
-
-    depth, patch, mlp_ratio = 6, 4, 4
-
-    def __init__(self, in_channels: int, n_classes: int, mean, std, width: int = 192):
-        super().__init__()
-        dim = width
-        heads = max(1, dim // 64)
-        while dim % heads:
-            heads -= 1
-        self.normalize = Normalize(mean, std)
-        self.features = _ViTFeatures(in_channels, dim, self.depth, heads, self.patch, self.mlp_ratio)
-        self.head = nn.Linear(dim, n_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
+                _kaiming_conv_(m)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-
-    def forward_normalized(self, x):
-        return self.head(self.features(x))
-
-    def forward(self, x):
-        return self.forward_normalized(self.normalize(x))
-
-
-ARCHITECTURES = {"small_cnn": SmallCNN, "resnet18": ResNet18, "vgg11": VGG11, "vgg11_bn": VGG11BN,
-                 "vit_small": ViTSmall}
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+    if head == "torchvision":
+        last, net.classifier[-1] = net.classifier[-1], nn.Identity()
+    else:
+        last = nn.Linear(1000 if head == "reference" else 8 * width, n_classes)
+    return Classifier(normalize, net, last)
 
 
-def build_model(arch: str, *, in_channels: int, n_classes: int, mean, std, width: int) -> nn.Module:
+def vgg11(in_channels: int, n_classes: int, mean, std, *, width: int, image_size=None, head=None) -> Classifier:
+    """torchvision's vgg11 (no batch norm); default head "reference" (the JiT tables' model), see `_vgg`."""
+    return _vgg("vgg11", in_channels, n_classes, mean, std, width, head, batch_norm=False)
+
+
+def vgg11_bn(in_channels: int, n_classes: int, mean, std, *, width: int, image_size=None, head=None) -> Classifier:
+    """torchvision's vgg11_bn (batch norm after every conv); default head "torchvision", see `_vgg`."""
+    return _vgg("vgg11_bn", in_channels, n_classes, mean, std, width, head, batch_norm=True)
+
+
+VIT_PATCH, VIT_DEPTH = 4, 6
+
+
+def vit_small(in_channels: int, n_classes: int, mean, std, *, width: int, image_size=None, head=None) -> Classifier:
+    """torchvision's `VisionTransformer` scaled to small images.
+
+    Patch 4, 6 encoder layers, hidden dim = `width` (192 intended: about 2.7 M parameters), MLP dim
+    4·width, heads = width // 64 (3 at 192; at least 1, reduced until it divides the width), class token,
+    learned position embedding for the given `image_size` (square, side divisible by 4: torchvision's ViT
+    accepts only that size). For `in_channels` other than 3 the patch projection `conv_proj` is replaced
+    (torchvision's init for it). `features` is the network with `heads = Identity`: the class token after
+    the encoder's final LayerNorm; `head` is torchvision's `heads.head` (zero-initialised by torchvision).
+    """
+    _no_head_choice("vit_small", head)
+    if image_size is None:
+        raise ValueError("vit_small needs the input image size: build_model(..., image_size=(H, W)) (the pipeline "
+                         "passes the experiment manifest's image_size)")
+    h, w = (image_size, image_size) if isinstance(image_size, int) else (int(s) for s in image_size)
+    if h != w or h % VIT_PATCH:
+        raise ValueError(f"model.arch: vit_small takes square images whose side is divisible by its patch size "
+                         f"{VIT_PATCH}; this data is {h}x{w}")
+    heads = max(1, width // 64)
+    while width % heads:
+        heads -= 1
+    tv = _torchvision_models()
+    normalize = Normalize(mean, std)
+    net = tv.VisionTransformer(image_size=h, patch_size=VIT_PATCH, num_layers=VIT_DEPTH, num_heads=heads,
+                               hidden_dim=width, mlp_dim=4 * width, num_classes=n_classes)
+    if in_channels != 3:
+        net.conv_proj = nn.Conv2d(in_channels, width, VIT_PATCH, stride=VIT_PATCH)
+        nn.init.trunc_normal_(net.conv_proj.weight, std=math.sqrt(1 / (in_channels * VIT_PATCH * VIT_PATCH)))
+        nn.init.zeros_(net.conv_proj.bias)
+    last, net.heads = net.heads.head, nn.Identity()
+    return Classifier(normalize, net, last)
+
+
+ARCHITECTURES = {"small_cnn": small_cnn, "resnet18": resnet18, "vgg11": vgg11, "vgg11_bn": vgg11_bn,
+                 "vit_small": vit_small}
+
+
+def build_model(arch: str, *, in_channels: int, n_classes: int, mean, std, width: int, image_size=None,
+                head: str | None = None) -> Classifier:
+    """The model `arch` as a `Classifier`. `image_size` (H, W) or a side: needed by vit_small; `head`: the
+    VGG classifier choice (`model.head`; None: the architecture's default)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"model.arch: unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[arch](in_channels, n_classes, mean, std, width=width)
+    if width < 1:
+        raise ValueError(f"model.width: must be a positive integer, got {width}")
+    return ARCHITECTURES[arch](in_channels, n_classes, mean, std, width=width, image_size=image_size, head=head)

@@ -20,7 +20,8 @@ from .scenarios import ForgetRequest
 def new_model(data: ExperimentData, model_cfg: dict) -> torch.nn.Module:
     m = data.manifest
     return build_model(model_cfg["arch"], in_channels=m["channels"], n_classes=m["n_classes"],
-                       mean=m["mean"], std=m["std"], width=model_cfg["width"])
+                       mean=m["mean"], std=m["std"], width=model_cfg["width"],
+                       image_size=m.get("image_size"), head=model_cfg.get("head"))
 
 
 def load_model(path, data: ExperimentData, device) -> tuple[torch.nn.Module, dict]:
