@@ -167,8 +167,8 @@ def test_vit_small_needs_the_image_size():
         build_model("vit_small", in_channels=3, n_classes=10, mean=[0.5] * 3, std=[0.25] * 3, width=16)
 
 
-def test_runner_passes_image_size_and_head():
-    from unlearnbench.runner import new_model
+def test_training_builds_models_with_image_size_and_head():
+    from unlearnbench.training import new_model
 
     data = types.SimpleNamespace(manifest={"channels": 1, "n_classes": 10, "mean": [0.3], "std": [0.2],
                                            "image_size": [28, 28]})

@@ -79,7 +79,8 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
                  "summary/summary.md"):
         assert (results / name).stat().st_size > 0, name
     summary = pd.read_csv(results / "summary/summary.csv")
-    cell = summary.set_index(["dataset", "scenario", "method", "metric"])
+    cell = summary.set_index(["dataset", "scenario", "setting", "method", "metric"]).sort_index()
+    cell = cell.xs("standard", level="setting")
     retrain_forget = cell.loc[("digits", "random", "retrain", "forget_acc"), "mean"]
     retrain_f1 = cell.loc[("digits", "random", "retrain", "test_f1"), "mean"]
     assert 0.8 <= retrain_forget <= 1.0 and 0.9 <= retrain_f1 <= 1.0
@@ -113,6 +114,16 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
     assert any((results / "benchmarks" / "unlearn").glob("*.tsv"))
 
 
+def test_snakemake_report_holds_every_figure_and_table(completed):
+    """`snakemake --report report.html` (README): one self-contained page with every report(...) output."""
+    workdir, config, cfg = completed
+    result = snakemake(workdir, "--configfile", str(cfg), "--report", "report.html", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (workdir / "report.html").read_text()
+    for name in ("fig_metrics.png", "fig_bias_trace.png", "table_uib.tex"):
+        assert name in html, name
+
+
 def test_complete_run_has_nothing_left(completed):
     workdir, _, cfg = completed
     assert planned_jobs(workdir, "--configfile", str(cfg)) == {}
@@ -144,16 +155,18 @@ def test_adding_a_seed_runs_only_that_seeds_jobs(completed):
     assert planned_jobs(workdir, "--configfile", str(cfg)) == expected
 
 
-def _edited(workdir: Path, relative: str, addition: str):
-    """A context in which module `relative` (under src/unlearnbench) has `addition` appended."""
+def _edited(workdir: Path, relative: str, addition: str = "", old: str = "", new: str = ""):
+    """A context in which module `relative` (under src/unlearnbench) has `addition` appended (and `old` replaced by
+    `new`)."""
     from contextlib import contextmanager
 
     @contextmanager
     def edit():
         module = workdir / "src/unlearnbench" / relative
         original = module.read_text()
+        assert old in original
         try:
-            module.write_text(original + addition)
+            module.write_text(original.replace(old, new, 1) + addition)
             yield
         finally:
             module.write_text(original)
@@ -169,7 +182,8 @@ def test_editing_one_method_module_reruns_only_that_method(completed):
 
 def test_editing_a_comment_or_docstring_reruns_nothing(completed):
     workdir, _, cfg = completed
-    with _edited(workdir, "engine.py", "\n# a comment\n"), _edited(workdir, "methods/jit.py", "\n\"\"\"docs\"\"\"\n"):
+    with _edited(workdir, "engine.py", "\n# a comment\n"), \
+            _edited(workdir, "methods/jit.py", old='"""JiT', new='"""An edited docstring of JiT'):
         assert planned_jobs(workdir, "--configfile", str(cfg)) == {}
 
 

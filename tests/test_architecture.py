@@ -1,0 +1,253 @@
+"""The shapes every axis shares: registries found on disk, a torch-free config parse, code hashes that follow the
+code a job runs, keyword job entry points, safe checkpoints and bundles with clear errors."""
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from unlearnbench import codehash
+from unlearnbench.config import RunSpec, parse
+from unlearnbench.errors import ConfigError, InputFileError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def _validated(config: dict) -> dict:
+    from snakemake.utils import validate
+
+    config = copy.deepcopy(config)
+    validate(config, str(ROOT / "config" / "schema.yaml"))
+    return config
+
+
+def test_parsing_the_default_config_imports_no_torch():
+    """The Snakefile process validates every run, scenario and knob without importing torch (a subprocess, so this
+    test's own imports do not count)."""
+    code = ("import sys, yaml; from snakemake.utils import validate; c = yaml.safe_load(open('config.yaml')); "
+            "validate(c, 'config/schema.yaml'); from unlearnbench.config import parse; p = parse(c); "
+            "[p.job(r, d, s) for d, s in p.experiments for r in p.runs_for(s)]; "
+            "import unlearnbench.methods, unlearnbench.scenarios; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_registries_find_every_module_on_disk():
+    from unlearnbench import methods, scenarios
+
+    method_files = {p.stem for p in (ROOT / "src/unlearnbench/methods").glob("*.py") if p.stem not in ("__init__", "base")}
+    assert set(methods.MODULES) == method_files
+    assert {"sparsity", "uib"} <= set(methods.WRAPPERS) and "finetune" in methods.REGISTRY
+    scenario_files = {p.stem for p in (ROOT / "src/unlearnbench/scenarios").glob("*.py") if p.stem not in ("__init__", "base")}
+    assert set(scenarios.MODULES) == scenario_files
+    assert {cls.__module__.rsplit(".", 1)[1] for cls in scenarios.REGISTRY.values()} == scenario_files
+
+
+def test_plan_holds_every_run_with_its_knobs_filled_and_its_start():
+    plan = parse(_validated(DEFAULT))
+    assert plan.seeds == list(range(10))
+    assert plan.experiments == [("digits_c", "bias"), ("digits", "random")]
+    job = plan.job("sparsity_influence", "digits", "random")
+    assert job["method"] == "influence" and job["setting"] == "sparsity"
+    assert job["start"] == "sparse_baseline" and job["start_params"] == {"sparsity": 0.95}
+    assert job["knobs"]["repeats"] == 1  # a default the config does not state
+    assert plan.job("finetune", "digits", "random")["start"] == "baseline"
+
+
+def test_per_scenario_and_per_dataset_overrides_reach_the_job():
+    config = _validated(DEFAULT)
+    config["methods"]["jit"]["by_dataset"] = {"digits": {"lr": 0.002}}
+    config["methods"]["jit"]["by_scenario"] = {"random": {"sigma": 0.01}}
+    config["methods"]["uib_finetune"]["by_scenario"] = {"bias": {"setting_knobs": {"beta": 0.1}}}
+    plan = parse(config)
+    assert plan.job("jit", "digits", "random")["knobs"]["sigma"] == 0.01
+    assert plan.job("jit", "digits", "random")["knobs"]["lr"] == 0.002
+    assert plan.job("jit", "digits_c", "bias")["knobs"]["sigma"] == 0.5
+    assert plan.job("jit", "digits", "random")["overridden"] == ["lr", "sigma"]
+    assert plan.job("uib_finetune", "digits_c", "bias")["setting_knobs"]["beta"] == 0.1
+    assert plan.job("uib_finetune", "digits", "random")["setting_knobs"]["beta"] == 0.01
+
+
+@pytest.mark.parametrize("mutate,key", [
+    (lambda c: c["methods"]["jit"].update(by_scenario={"random": {"sigma": -1.0}}), "methods.jit.sigma"),
+    (lambda c: c["methods"]["jit"].update(by_scenario={"nope": {"sigma": 1.0}}), "methods.jit.by_scenario.nope"),
+    (lambda c: c["methods"]["jit"].update(scenarios=["nope"]), "methods.jit.scenarios"),
+    (lambda c: c["methods"]["jit"].update(lr=float("nan")), "methods.jit.lr"),
+    (lambda c: c["methods"]["uib_scrub"].update(setting="nope"), "methods.uib_scrub.setting"),
+    (lambda c: c["methods"]["gradient_ascent"].update(setting="uib"), "methods.gradient_ascent.setting"),
+    (lambda c: c["scenarios"].update(extra={"type": "nope"}), "scenarios.extra.type"),
+    (lambda c: c["scenarios"]["bias"].update(pattern_fraction=1.0), "scenarios.bias.pattern_fraction"),
+    (lambda c: c["scenarios"]["random"].update(fraction=1.5), "scenarios.random.fraction"),
+    (lambda c: c["scenarios"]["bias"].update(oracle="exact"), "scenarios.bias.oracle"),
+    (lambda c: c.update(results=""), "results"),
+    (lambda c: c["datasets"]["digits"]["colour"].update(enabled=False) or
+     c["datasets"]["digits"].update(scenarios=["bias"]), "datasets.digits.colour.enabled"),
+])
+def test_bad_config_names_its_key(mutate, key):
+    config = _validated(DEFAULT)
+    mutate(config)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse(config)
+
+
+def test_several_scenarios_of_one_type_coexist():
+    config = _validated(DEFAULT)
+    config["scenarios"]["random_5"] = {"type": "random", "fraction": 0.05}
+    config["datasets"]["digits"]["scenarios"] = ["random", "random_5"]
+    plan = parse(config)
+    assert ("digits", "random_5") in plan.experiments
+
+
+def test_a_method_restricted_to_some_scenario_types_is_a_config_error_elsewhere(monkeypatch):
+    from unlearnbench.methods import REGISTRY
+
+    monkeypatch.setattr(REGISTRY["gradient_ascent"], "scenarios", frozenset({"full_class"}))
+    config = _validated(DEFAULT)
+    with pytest.raises(ConfigError, match=r"methods\.gradient_ascent\.method: 'gradient_ascent' is defined for "
+                                          r"full_class scenarios only"):
+        parse(config)
+    config["methods"]["gradient_ascent"]["scenarios"] = ["bias"]
+    with pytest.raises(ConfigError, match="is 'bias'"):
+        parse(config)
+
+
+# ---------------------------------------------------------------------------------------------- code hashes
+
+def test_code_hash_follows_imports_and_ignores_docstrings_and_comments(tmp_path, monkeypatch):
+    package = tmp_path / "unlearnbench"
+    (package / "methods").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "methods" / "__init__.py").write_text("from ..registry import discover\n")
+    (package / "registry.py").write_text("X = 1\n")
+    (package / "engine.py").write_text('"""doc"""\nSTEP = 1\n')
+    (package / "methods" / "base.py").write_text("from ..lazy import lazy_import\nengine = lazy_import('unlearnbench.engine')\n")
+    (package / "lazy.py").write_text("def lazy_import(name):\n    return name\n")
+    (package / "methods" / "a.py").write_text("from .base import engine\nA = 1\n")
+    (package / "methods" / "b.py").write_text("B = 1\n")
+    monkeypatch.setattr(codehash, "ROOT", package)
+    codehash._parse.cache_clear()
+    try:
+        assert codehash.closure("unlearnbench.methods.a") == [
+            "unlearnbench.engine", "unlearnbench.lazy", "unlearnbench.methods.a", "unlearnbench.methods.base"]
+        before_a, before_b = codehash.code_hash("unlearnbench.methods.a"), codehash.code_hash("unlearnbench.methods.b")
+        (package / "engine.py").write_text('"""other doc"""\n# a comment\nSTEP = 1\n')
+        codehash._parse.cache_clear()
+        assert codehash.code_hash("unlearnbench.methods.a") == before_a  # docstring and comment only
+        (package / "engine.py").write_text("STEP = 2\n")
+        codehash._parse.cache_clear()
+        assert codehash.code_hash("unlearnbench.methods.a") != before_a  # shared code changed: a reruns
+        assert codehash.code_hash("unlearnbench.methods.b") == before_b  # b does not use the engine
+    finally:
+        codehash._parse.cache_clear()
+
+
+def test_every_method_and_wrapper_hash_covers_base_and_engine():
+    from unlearnbench.methods import REGISTRY, WRAPPERS
+
+    for cls in [*REGISTRY.values(), *WRAPPERS.values()]:
+        modules = codehash.closure(cls.__module__)
+        assert {"unlearnbench.methods.base", "unlearnbench.engine"} <= set(modules), cls.__module__
+        others = {c.__module__ for c in [*REGISTRY.values(), *WRAPPERS.values()]} - {cls.__module__}
+        assert not others & set(modules), f"{cls.__module__} imports another method: {others & set(modules)}"
+
+
+def test_jobs_of_one_run_share_a_code_hash_and_runs_of_different_methods_do_not():
+    plan = parse(_validated(DEFAULT))
+    codes = {run: plan.job(run, "digits", "random")["code"] for run in plan.runs}
+    assert codes["finetune"] != codes["uib_finetune"] != codes["sparsity_finetune"]
+    assert len(set(codes.values())) == len(codes)
+    spec = RunSpec(name="x", method="finetune", setting="standard", knobs={"epochs": 2}, setting_knobs={})
+    assert spec.job("digits", "random")["code"] == codes["finetune"]
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+class _RunsCode:
+    """A pickle whose loading would run code (writes a marker file)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_code_running_checkpoint_is_refused_and_runs_nothing(tmp_path, random_setup):
+    import torch
+
+    from unlearnbench.checkpoint import CheckpointError
+    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.training import load_model
+
+    marker = tmp_path / "executed"
+    evil = tmp_path / "model.pt"
+    torch.save({"format": "unlearnbench-checkpoint-v1", "payload": _RunsCode(marker)}, evil)
+    with pytest.raises(CheckpointError, match=r"model\.pt: refused to load.*nothing in it was executed"):
+        load_model(str(evil), ExperimentData.load(random_setup.data), torch.device("cpu"))
+    assert not marker.exists()
+    with open(evil, "wb") as f:  # a plain pickle too
+        pickle.dump(_RunsCode(marker), f)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_model(str(evil), ExperimentData.load(random_setup.data), torch.device("cpu"))
+    assert not marker.exists()
+
+
+def test_an_epoch_checkpoint_of_another_recipe_is_discarded_with_a_log_line(tmp_path):
+    import torch
+
+    from unlearnbench import checkpoint, engine
+
+    x = torch.randint(0, 255, (64, 1, 8, 8), dtype=torch.uint8)
+    y = torch.randint(0, 10, (64,))
+    lines = []
+
+    def model():
+        torch.manual_seed(0)
+        from unlearnbench.models import build_model
+        return build_model("small_cnn", in_channels=1, n_classes=10, mean=[0.5], std=[0.2], width=4)
+
+    path = tmp_path / "model.pt.epoch"
+    cfg = engine.TrainConfig(epochs=2, batch_size=32, lr=0.05)
+    engine.train(model(), x, y, cfg, generator=torch.Generator().manual_seed(0), log=lines.append, checkpoint=path,
+                 fingerprint=checkpoint.fingerprint(epochs=2))
+    assert path.exists()
+    history = engine.train(model(), x, y, engine.TrainConfig(epochs=3, batch_size=32, lr=0.05),
+                           generator=torch.Generator().manual_seed(0), log=lines.append, checkpoint=path,
+                           fingerprint=checkpoint.fingerprint(epochs=3))
+    assert any(f"discarding stale epoch checkpoint {path}" in line for line in lines)
+    assert [h["epoch"] for h in history] == [1, 2, 3]  # trained from scratch, not resumed at epoch 2
+
+
+def test_corrupt_bundles_name_the_file(tmp_path):
+    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.io import read_bundle, write_bundle
+
+    path = tmp_path / "experiment.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(InputFileError, match=r"experiment\.npz: not a readable experiment data"):
+        ExperimentData.load(path)
+    write_bundle(tmp_path / "ok.npz", {"a": np.arange(3)}, {"k": 1})
+    (tmp_path / "ok.json").write_text("{broken")
+    with pytest.raises(InputFileError, match=r"ok\.json: not a readable"):
+        read_bundle(tmp_path / "ok.npz")
+
+
+def test_outputs_get_the_users_umask(tmp_path):
+    from unlearnbench.io import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
