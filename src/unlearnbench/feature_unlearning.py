@@ -157,10 +157,10 @@ class BarycenterRepair:
             out += w_h * np.take_along_axis(self.sorted[h], _rank(u, len(self.sorted[h])), axis=0)
         return out
 
-    def _nearest_image(self, X, g) -> np.ndarray:
+    def _nearest_image(self, X, g, chunk: int = 2048) -> np.ndarray:
         ref = self.X_by[g]
-        d2 = (X ** 2).sum(1)[:, None] - 2 * X @ ref.T + (ref ** 2).sum(1)[None, :]
-        nn = d2.argmin(1)
+        ref_sq = (ref ** 2).sum(1)[None, :]
+        nn = np.concatenate([(ref_sq - 2 * X[i:i + chunk] @ ref.T).argmin(1) for i in range(0, len(X), chunk)])
         return X + (self.images[g][nn] - ref[nn])
 
     def transform(self, X, z, lam: float, rng: np.random.Generator | None = None) -> np.ndarray:

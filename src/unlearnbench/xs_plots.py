@@ -151,9 +151,8 @@ def trajectory_figure(*, trajectories_csv: str, references: str, pdf: str, png: 
             ax2.grid(False)
             ax.set_title(f"{panel}: γ = {gamma:g}, {int(epochs)} epochs")
             if r == 0:
-                lines = ax.get_lines()[:1] + ax2.get_lines()
-                ax2.legend(lines, [ln.get_label() for ln in lines if not ln.get_label().startswith("_")] , fontsize=7,
-                           loc="lower left")
+                lines = [ln for ln in ax.get_lines()[:1] + ax2.get_lines() if not ln.get_label().startswith("_")]
+                ax2.legend(lines, [ln.get_label() for ln in lines], fontsize=7, loc="lower left")
     fig.suptitle("Marginal unlearning trajectories (mean ± 1 s.d. over trials; dotted: retrained on the remain set)",
                  y=1.0)
     fig.tight_layout()
