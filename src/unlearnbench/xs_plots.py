@@ -102,7 +102,8 @@ def frontier_table(*, frontiers: list[str], table: str, labels: dict, budgets: l
             rows = sub[sub.budget == budget]
             rows = rows.assign(order=rows.method.map(lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else 99))
             for _, row in rows.sort_values("order").iterrows():
-                param = "--" if pd.isna(row.get("param")) else f"{_param_name(row.method)}={row['param']:g}"
+                param = ("--" if pd.isna(row.get("param")) or row.method == "unconstrained"
+                         else f"{_param_name(row.method)}={row['param']:g}")
                 name = METHOD_LABELS.get(row.method, row.method).split(" (")[0]
                 lines.append(" & ".join([labels.get(dataset, dataset).replace("_", "\\_") if first else "", name,
                                          f"{budget:g}", param, pm(row.get("accuracy"), row.get("accuracy_sd")),
