@@ -27,6 +27,17 @@ TARGETS = {
     "statistics": "unlearnbench.report:write_statistics",
     "figures": "unlearnbench.plots:make_figures",
     "tables": "unlearnbench.tables:uib_table",
+    # Xu & Strohmer (rules/xs.smk)
+    "xs_tabular_source": "unlearnbench.datasets.tabular:prepare_tabular_source",
+    "xs_tabular": "unlearnbench.xs_tabular:run_tabular",
+    "xs_trajectories": "unlearnbench.xs_images:trajectories",
+    "xs_densities": "unlearnbench.xs_images:densities",
+    "xs_barycenter": "unlearnbench.xs_images:barycenter_images",
+    "xs_frontier_figure": "unlearnbench.xs_plots:frontier_figure",
+    "xs_frontier_table": "unlearnbench.xs_plots:frontier_table",
+    "xs_trajectory_figure": "unlearnbench.xs_plots:trajectory_figure",
+    "xs_density_figure": "unlearnbench.xs_plots:density_figure",
+    "xs_barycenter_figure": "unlearnbench.xs_plots:barycenter_figure",
 }
 PASSED_BY_RUNNER = ("log", "threads")  # not rule keys: the job's log file and its thread count
 PROVENANCE = ("code",)  # rule params that only trigger reruns (the hash of the code a job runs): not passed

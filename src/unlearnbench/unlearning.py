@@ -19,12 +19,14 @@ from .training import load_model, save_model
 def method_inputs(method, data: ExperimentData, request: ForgetRequest, dev) -> UnlearnData:
     """The data the method (a wrapper: with its inner method's) declared, on the device; nothing else."""
     sources = {"forget": request.forget_set, "retain": request.retain_set,
-               "forget_counterfactual": request.forget_counterfactual}
+               "forget_counterfactual": request.forget_counterfactual, "retain_attribute": request.retain_attribute}
     sets = {}
     for kind in sorted(method.reads):
-        pair = sources[kind](data)
-        if pair is not None:
-            sets[kind] = engine.to_device(*pair, dev)
+        value = sources[kind](data)
+        if value is None:
+            continue
+        sets[kind] = (torch.as_tensor(value, device=dev) if kind == "retain_attribute"
+                      else engine.to_device(*value, dev))
     return UnlearnData(declared=method.reads, n_train=len(data.labels("train")), n_classes=data.n_classes,
                        owner=f"method {method.name!r}", **sets)
 

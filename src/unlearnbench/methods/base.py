@@ -30,7 +30,9 @@ from ..lazy import lazy_import
 torch = lazy_import("torch")
 engine = lazy_import("unlearnbench.engine")
 
-DATA_KINDS = frozenset({"forget", "retain", "forget_counterfactual"})
+# retain_attribute: the protected feature Z of every retain image (the colour index in colour scenarios, as the retain
+# images are rendered), for feature-unlearning methods; an int64 tensor, not an (images, labels) pair
+DATA_KINDS = frozenset({"forget", "retain", "forget_counterfactual", "retain_attribute"})
 
 
 @dataclass

@@ -72,6 +72,14 @@ class ForgetRequest:
         colours = None if self.oracle_colours is None else self.oracle_colours[self.retain_idx]
         return data.images("train", self.retain_idx, colours), data.labels("train")[self.retain_idx]
 
+    def retain_attribute(self, data) -> np.ndarray | None:
+        """(colour scenarios) the colour index of every retain image, as `retain_set` renders it: the protected
+        feature Z of feature-unlearning methods that declare `retain_attribute`; None without colours."""
+        if not data.coloured:
+            return None
+        colours = data.colours("train") if self.oracle_colours is None else self.oracle_colours
+        return np.asarray(colours[self.retain_idx], dtype=np.int64)
+
     def forget_set(self, data) -> tuple[np.ndarray, np.ndarray]:
         """ΔD as the model was trained on it (for the bias scenario: the pattern points z in their class colour)."""
         return data.images("train", self.forget_idx), data.labels("train")[self.forget_idx]
