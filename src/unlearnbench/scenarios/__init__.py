@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..knobs import as_dict
+from ..metrics import MIN_EVAL_IMAGES
 from ..registry import discover
 from .base import REGISTRY, Built, ForgetRequest, Scenario, make_options, register, scenario_type
 
@@ -20,6 +21,12 @@ def make_request(name: str, data, options: dict, data_seed: int) -> ForgetReques
     forget_idx = np.sort(np.asarray(built.forget_idx))
     y = data.labels("train")
     n = len(y)
+    need = MIN_EVAL_IMAGES
+    if len(forget_idx) < need or len(data.labels("test")) < need:
+        raise ValueError(f"scenarios.{name}: this request forgets {len(forget_idx)} training images and the test split "
+                         f"has {len(data.labels('test'))}; the membership-inference attack mia_loss_cv "
+                         f"({need}-fold cross-validation, unlearnbench.metrics) needs at least {need} of each: forget "
+                         f"more (scenarios.{name}) or use more data (the dataset's split.train_size / test_size)")
     retain_idx = np.setdiff1d(np.arange(n), forget_idx)
     description = {
         "scenario": name,

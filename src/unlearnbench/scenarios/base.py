@@ -5,6 +5,8 @@ A scenario is a class with
   label:    its heading in tables
   Options:  a knobs dataclass of its options, validated like method knobs (unlearnbench.knobs)
   check(options, dataset, dataset_cfg, where): config-time checks against a dataset entry (torch- and data-free)
+  plan(options, dataset, dataset_cfg, sizes, where): config-time size of ΔD from the planned split sizes
+            (experiment.planned_sizes), ConfigError where `build` would fail
   build(data, options, rng): the ForgetRequest for an experiment (numpy only)
 Scenarios register themselves by module (unlearnbench.registry.discover): adding one is one new module.
 """
@@ -103,6 +105,12 @@ class Scenario:
 
     def check(self, options, dataset: str, dataset_cfg: dict, where: str) -> None:
         """Config-time checks of this scenario on one dataset entry (ConfigError naming the key)."""
+
+    def plan(self, options, dataset: str, dataset_cfg: dict, sizes, where: str) -> int | None:
+        """Config-time: the number of training images this scenario will forget on a dataset whose split sizes are
+        `sizes` (experiment.PlannedSizes, per class), or None if it cannot be known before the data exist; a
+        ConfigError naming the key where `build` would fail. Exact unless the scenario's docstring says otherwise."""
+        return None
 
     def build(self, data, options, rng: np.random.Generator) -> "Built":
         raise NotImplementedError
