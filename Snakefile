@@ -43,6 +43,7 @@ JOB_SERVER = None
 
 onstart:
     global JOB_SERVER
+    runlock.started(local=workflow.local_exec)
     if workflow.local_exec:
         # every job stops once this snakemake process is gone, even after kill -9 (unlearnbench.lifetime)
         os.environ[lifetime.ENV_VAR] = lifetime.identity()
@@ -55,11 +56,13 @@ onstart:
 
 
 onsuccess:
+    runlock.finished()
     if JOB_SERVER is not None:
         JOB_SERVER.stop()
 
 
 onerror:
+    runlock.finished()
     if JOB_SERVER is not None:
         JOB_SERVER.stop()
 

@@ -18,6 +18,7 @@ from . import colour as colour_mod
 from .io import read_bundle, write_bundle
 
 SPLITS = ("train", "val", "test")
+REQUIRED_ARRAYS = tuple(f"{kind}_{split}" for split in SPLITS for kind in ("x", "y"))
 
 
 def n_taken(fraction: float, n: int, whole: bool = False) -> int:
@@ -208,7 +209,7 @@ class ExperimentData:
 
     @classmethod
     def load(cls, npz_path: str | os.PathLike) -> "ExperimentData":
-        return cls(*read_bundle(npz_path, what="experiment data"))
+        return cls(*read_bundle(npz_path, what="experiment data", required=REQUIRED_ARRAYS))
 
     def save(self, npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> None:
         """Arrays to `npz_path`, manifest to `json_path` (default: the .json beside it, where `load` reads it)."""

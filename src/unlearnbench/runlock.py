@@ -7,11 +7,17 @@ every snakemake process of this workflow, and every job process it starts, holds
 `.snakemake/unlearnbench-run.lock` for as long as it lives, and the kernel drops a flock when its holder dies,
 however it dies. So when a new run can take that lock exclusively, no process of any earlier run is left, and
 Snakemake's lock files are stale: `start_run` removes them (what `snakemake --unlock` does) and says so. When it
-cannot (another run, or a job of a killed run still stopping), it waits a little for stopping jobs, then leaves
-the lock files alone, and Snakemake's own check refuses a run that would write the same files, as before.
+cannot, either another snakemake run is live (its snakemake processes also hold `unlearnbench-main.lock`): then
+the lock files stay and Snakemake's own check refuses a run that would write the same files, as before; or only
+jobs of a killed run are left, stopping (unlearnbench.lifetime): then it waits for them (at most `wait` s).
 
 Incomplete outputs of the killed run are redone because the workflow profile (profiles/default/config.yaml) sets
 `rerun-incomplete: true`. Torch-free (the Snakefile process imports it).
+
+A cluster run is different: a killed snakemake leaves its submitted jobs running in the cluster, where no lock of
+ours can see them. A run that submits jobs marks itself (`started(local=False)`, removed by `finished()` when it
+ends, which a killed run never does); the lock of such a run is never removed here: the message says to check the
+queue (`squeue --me`, `scancel`), then `snakemake --unlock`.
 
 Limits: Snakemake's default (file) persistence backend only; a filesystem without flock support (some NFS mounts)
 turns this off with a warning, and stale locks then need `snakemake --unlock` as before.
@@ -27,12 +33,14 @@ import time
 from pathlib import Path
 
 ENV_VAR = "UNLEARNBENCH_RUN_LOCK"
-LOCK_FILE = "unlearnbench-run.lock"
+LOCK_FILE = "unlearnbench-run.lock"  # held shared by every snakemake process of a run and every job process
+MAIN_LOCK_FILE = "unlearnbench-main.lock"  # held shared by snakemake processes only (a run is live)
+CLUSTER_MARK = "unlearnbench-cluster-run"  # exists while (or since a killed) run submits cluster jobs
 _HELD: dict[str, int] = {}  # lock path -> descriptor, in this process
 
 
-def lock_path(workdir: str | os.PathLike = ".") -> Path:
-    return Path(os.path.abspath(workdir)) / ".snakemake" / LOCK_FILE
+def lock_path(workdir: str | os.PathLike = ".", name: str = LOCK_FILE) -> Path:
+    return Path(os.path.abspath(workdir)) / ".snakemake" / name
 
 
 def snakemake_lock_files(workdir: str | os.PathLike = ".") -> list[Path]:
@@ -81,50 +89,80 @@ def _open(path: Path) -> int | None:
         return None
 
 
-def start_run(workdir: str | os.PathLike = ".", wait: float = 20.0, log=None) -> bool:
-    """In the snakemake process, before Snakemake takes its lock: remove Snakemake's lock files if no process of an
-    earlier run holds the run lock (waiting up to `wait` s for jobs of a killed run to stop), then hold the run lock
-    shared until this process exits and export its path to the jobs (ENV_VAR). Returns whether stale lock files
-    were removed."""
+def start_run(workdir: str | os.PathLike = ".", wait: float = 30.0, log=None) -> bool:
+    """In the snakemake process, before Snakemake takes its lock (the Snakefile, at parse time): remove Snakemake's
+    lock files if no process of an earlier local run is left (waiting up to `wait` s for the jobs of a killed run
+    to stop), then hold the run locks shared until this process exits. Returns whether stale lock files were
+    removed."""
     log = log or (lambda text: print(text, file=sys.stderr))
-    path = lock_path(workdir)
+    path, main_path = lock_path(workdir), lock_path(workdir, MAIN_LOCK_FILE)
     if str(path) in _HELD:
         return False
-    fd = _open(path)
-    if fd is None:
-        log(f"note: cannot create {path}; stale locks of a killed run need `snakemake --unlock`")
+    fd, main_fd = _open(path), _open(main_path)
+    if fd is None or main_fd is None:
+        for f in (fd, main_fd):
+            if f is not None:
+                os.close(f)
+        log(f"note: cannot create {path}; a killed run's stale lock would need `snakemake --unlock`")
         return False
     removed = False
     try:
-        stale = snakemake_lock_files(workdir)
-        if stale:
-            if not _flock(fd, fcntl.LOCK_EX, 0.0):
-                log(f"waiting up to {wait:.0f} s for processes of an earlier run to stop: "
-                    + "; ".join(f"pid {pid} ({cmd})" for pid, cmd in holders(path)))
-            if _flock(fd, fcntl.LOCK_EX, wait):
-                if snakemake_lock_files(workdir):
-                    shutil.rmtree(Path(workdir) / ".snakemake" / "locks", ignore_errors=True)
-                    removed = True
-                    log(f"removed the lock of an earlier snakemake run in {os.path.abspath(workdir)} that was "
-                        "killed (no process of it is left); its unfinished jobs are redone (rerun-incomplete)")
+        if snakemake_lock_files(workdir) and lock_path(workdir, CLUSTER_MARK).exists() \
+                and _flock(main_fd, fcntl.LOCK_EX, 0.0):
+            log("the last snakemake run in this folder submitted cluster jobs and was killed: its jobs may still be "
+                "running or queued, so its lock stays. Check `squeue --me` (scancel what belongs to it), then run "
+                "`snakemake --unlock` and the same command again")
+        elif snakemake_lock_files(workdir):
+            if not _flock(main_fd, fcntl.LOCK_EX, 0.0):
+                log("note: another snakemake run is live in this folder; its lock stays (if this run is refused with "
+                    "'Directory cannot be locked', wait for that run to finish and run the same command again)")
             else:
-                log("another snakemake run is working in this folder (processes above); its lock stays. If this "
-                    "run is refused with 'Directory cannot be locked', wait for that run to finish and run the same "
-                    "command again (`--unlock` would remove that run's lock too)")
-        if not _flock(fd, fcntl.LOCK_SH, 10.0):
+                if not _flock(fd, fcntl.LOCK_EX, 0.0):
+                    log(f"waiting up to {wait:.0f} s for the jobs of a killed run to stop: "
+                        + "; ".join(f"pid {pid} ({cmd})" for pid, cmd in holders(path)))
+                if _flock(fd, fcntl.LOCK_EX, wait):
+                    if snakemake_lock_files(workdir):
+                        shutil.rmtree(Path(workdir) / ".snakemake" / "locks", ignore_errors=True)
+                        removed = True
+                        log(f"removed the lock left in {os.path.abspath(workdir)} by a snakemake run that was killed "
+                            "(no process of it is left); its unfinished jobs are redone (rerun-incomplete)")
+                else:
+                    log("processes of a killed run are still running (above); their lock stays: stop them, then run "
+                        "the same command again")
+        if not (_flock(main_fd, fcntl.LOCK_SH, 10.0) and _flock(fd, fcntl.LOCK_SH, 10.0)):
             log(f"note: could not take the run lock {path}; continuing without it")
             os.close(fd)
+            os.close(main_fd)
             return removed
     except OSError as exc:
         if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            log(f"note: this filesystem does not support flock ({path}); stale locks of a killed run need "
+            log(f"note: this filesystem does not support flock ({path}); a killed run's stale lock would need "
                 "`snakemake --unlock`")
             os.close(fd)
+            os.close(main_fd)
             return removed
         raise
-    _HELD[str(path)] = fd
-    os.environ[ENV_VAR] = str(path)
+    _HELD[str(path)], _HELD[str(main_path)] = fd, main_fd
     return removed
+
+
+def started(local: bool, workdir: str | os.PathLike = ".") -> None:
+    """In the snakemake process once it runs jobs (the Snakefile's onstart): local jobs hold the run lock
+    (ENV_VAR, `hold_shared`); a run that submits cluster jobs marks itself until `finished`."""
+    path = lock_path(workdir)
+    if local:
+        if str(path) in _HELD:
+            os.environ[ENV_VAR] = str(path)
+    else:
+        try:
+            lock_path(workdir, CLUSTER_MARK).write_text(f"{os.getpid()}\n")
+        except OSError:
+            pass
+
+
+def finished(workdir: str | os.PathLike = ".") -> None:
+    """The run ended (onsuccess / onerror): it leaves no cluster jobs behind."""
+    lock_path(workdir, CLUSTER_MARK).unlink(missing_ok=True)
 
 
 def hold_shared() -> None:

@@ -86,18 +86,19 @@ def check_files(paths) -> None:
 
 # ------------------------------------------------------------------------------------------------- numbers
 
-def check_finite(value, where: str = "") -> None:
+def check_finite(config) -> None:
     """Every number in the config is finite: JSON-schema bounds let NaN through (every comparison with NaN is
     false), and YAML reads `.nan` / `.inf` as floats."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_finite(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            check_finite(item, f"{where}[{i}]")
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where or 'config'}: {value!r} is not a finite number; give a finite value "
-                          f"(YAML `.nan` / `.inf` are not allowed anywhere in the config)")
+    stack = [("", config)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{key}" if where else str(key), item) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where or 'config'}: {value!r} is not a finite number; give a finite value "
+                              f"(YAML `.nan` / `.inf` are not allowed anywhere in the config)")
 
 
 # ------------------------------------------------------------------------------------------------- schema

@@ -48,7 +48,7 @@ class ForgetRequest:
 
     @classmethod
     def load(cls, npz_path: str | os.PathLike) -> "ForgetRequest":
-        arrays, description = read_bundle(npz_path, what="forget request")
+        arrays, description = read_bundle(npz_path, what="forget request", required=("forget_idx", "retain_idx"))
         return cls(description["scenario"], arrays["forget_idx"], arrays["retain_idx"],
                    arrays.get("oracle_colours"), description, arrays.get("test_forget_idx"),
                    arrays.get("test_retain_idx"))
