@@ -741,3 +741,15 @@ def test_a_stale_snakemake_lock_is_removed_only_when_no_process_of_its_run_is_le
     assert took < (10 if left == "stopping jobs" else 3), (took, lines)
     if left == "a cluster run":
         assert "squeue --me" in lines[0]
+
+
+def test_the_request_job_refuses_a_forget_set_the_metrics_cannot_evaluate(random_setup, tmp_path):
+    """Where the config-time size is an expectation (sub_class under a train_size subset, bias below full strength),
+    the request job checks the real one: it fails there, naming the scenario, not 60 jobs later in aggregation."""
+    from unlearnbench.scenarios import prepare_request
+
+    with pytest.raises(ValueError, match=r"scenarios\.few: this request forgets 3 training images.*at least 5"):
+        prepare_request(experiment=str(random_setup.data), request=str(tmp_path / "few.npz"),
+                        definition=str(tmp_path / "few.json"), scenario="few", options={"type": "random_n", "n": 3},
+                        data_seed=0)
+    assert not (tmp_path / "few.npz").exists()

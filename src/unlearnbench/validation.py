@@ -78,9 +78,10 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def check_files(paths) -> None:
-    """load_yaml each config file (YTE templates, which Snakemake renders first, are skipped)."""
+    """load_yaml each config file that exists (Snakemake reports a missing one; YTE templates, which Snakemake
+    renders first, are skipped)."""
     for path in paths:
-        if "__use_yte__" not in Path(path).read_text(encoding="utf-8", errors="replace"):
+        if Path(path).is_file() and "__use_yte__" not in Path(path).read_text(encoding="utf-8", errors="replace"):
             load_yaml(path)
 
 
