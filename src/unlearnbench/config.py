@@ -207,6 +207,10 @@ def check_dataset(config: dict, name: str) -> None:
         current = split.get("train_size")
         if current is None:
             raise
+        try:  # if even all of the data does not work, no train_size will
+            _dataset_plan(config, name, {**ds, "split": {k: v for k, v in split.items() if k != "train_size"}})
+        except ConfigError:
+            raise exc from None
         full = _dataset_full_train(ds)
         for size in range(current + 1, full + 1):
             trial = {**ds, "split": {**split, "train_size": size}}
