@@ -2,19 +2,35 @@
 # → unlearning + evaluation → aggregation + statistics → paper figures and tables.
 # Rules say what depends on what; the package (src/unlearnbench) says how. The config is parsed once
 # (unlearnbench.config.parse: every run, scenario and knob validated before any job) into PLAN.
-from snakemake.utils import min_version, validate
+import os
+
+from snakemake.utils import min_version
 
 min_version("8.0")
 
+# Before any job, every config problem is one paragraph naming its key (or file and line) and the fix
+# (unlearnbench.validation): YAML errors, non-finite numbers, the JSON schema (whose defaults it fills in).
+from unlearnbench import validation
+
 # A --configfile replaces the embedded default (paper configs are complete); --config merges on top.
 if not workflow.overwrite_configfiles:
+    validation.check_files(["config.yaml"])
     configfile: "config.yaml"
+else:
+    validation.check_files(workflow.overwrite_configfiles)  # duplicated keys (Snakemake read the syntax)
 
-validate(config, "config/schema.yaml")
+validation.validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
 from unlearnbench.config import parse as parse_config
 
 PLAN = parse_config(config)
+
+# After a crash, the same command runs again (unlearnbench.runlock): Snakemake's lock left by a killed run is
+# removed once no process of that run is left (never a live run's lock); profiles/default sets rerun-incomplete.
+from unlearnbench import lifetime, runlock
+
+if workflow.is_main_process:
+    runlock.start_run()
 
 RESULTS = config["results"]
 SEEDS = PLAN.seeds
@@ -22,13 +38,15 @@ REFERENCES = ["retrain"] + (["original"] if config["report_original"] else [])
 
 # Local runs fork every job from one process that has torch imported (unlearnbench.jobserver): a job's own
 # work on the default is shorter than `import torch`. Not on SLURM, and not with --sdm conda (another Python).
-import os
-
 JOB_SERVER = None
 
 
 onstart:
     global JOB_SERVER
+    runlock.started(local=workflow.local_exec)
+    if workflow.local_exec:
+        # every job stops once this snakemake process is gone, even after kill -9 (unlearnbench.lifetime)
+        os.environ[lifetime.ENV_VAR] = lifetime.identity()
     if config["job_server"] and workflow.local_exec:
         from unlearnbench import jobserver
 
@@ -38,11 +56,13 @@ onstart:
 
 
 onsuccess:
+    runlock.finished()
     if JOB_SERVER is not None:
         JOB_SERVER.stop()
 
 
 onerror:
+    runlock.finished()
     if JOB_SERVER is not None:
         JOB_SERVER.stop()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .codehash import code_hash
-from .errors import ConfigError
+from .errors import ConfigError, SizeError
 from .knobs import as_dict
 
 REFERENCE_RUNS = ("retrain", "original")
@@ -121,8 +121,7 @@ def parse(config: dict) -> Plan:
             if scenario not in config["scenarios"]:
                 raise ConfigError(f"datasets.{name}.scenarios: scenario {scenario!r} is not configured under "
                                   f"`scenarios:`; add it there or remove it here")
-            cls, options = make_options(scenario, config["scenarios"][scenario], f"scenarios.{scenario}")
-            cls().check(options, name, ds, f"scenarios.{scenario}")
+        check_dataset(config, name)
     plan_experiments = experiments(config)
     runs, seen = {}, {}
     for name, spec in config["methods"].items():
@@ -153,6 +152,86 @@ def parse(config: dict) -> Plan:
             run.job(dataset, scenario)  # validates the overridden knobs where they apply
         runs[name] = run
     return Plan(experiments=plan_experiments, seeds=seed_list(config), runs=runs)
+
+
+def _dataset_plan(config: dict, name: str, ds: dict) -> None:
+    """Config-time checks of one dataset entry against the sizes it will have (experiment.planned_sizes): its
+    splits can be made, its colours cover its classes, and every scenario on it can be built and evaluated."""
+    from .colour import PATTERN_MODES, TAB10
+    from .experiment import planned_sizes
+    from .metrics import MIA_CV_FOLDS, MIN_EVAL_IMAGES
+    from .scenarios import make_options
+
+    sizes = planned_sizes(name, ds)
+    colour = ds.get("colour") or {}
+    if colour.get("enabled", False):
+        key = f"datasets.{name}.colour"
+        palette = colour.get("palette", "tab10")
+        colours = TAB10.tolist() if isinstance(palette, str) else [list(c) for c in palette]
+        labels = " (coarse labels)" if ds.get("labels", "fine") == "coarse" else ""
+        if len(colours) < sizes.n_classes:
+            raise ConfigError(f"{key}.palette: {len(colours)} colours for the {sizes.n_classes} classes of source "
+                              f"{ds['source']}{labels}; give at least {sizes.n_classes} distinct [r, g, b] colours "
+                              f"(one per class), or set {key}.enabled: false")
+        if len({tuple(c) for c in colours}) != len(colours):
+            raise ConfigError(f"{key}.palette: colours must be distinct, or the bias cannot be read off the image")
+        if sizes.rgb and colour.get("mode", "background") not in PATTERN_MODES:
+            raise ConfigError(f"{key}.mode: {colour.get('mode', 'background')!r} recolours grayscale strokes and "
+                              f"source {ds['source']} is RGB; use mode: patch or border, or set {key}.enabled: false")
+    if int(sizes.test.sum()) < MIN_EVAL_IMAGES:
+        raise SizeError(f"datasets.{name}.split: {int(sizes.test.sum())} test images; the membership-inference "
+                        f"attack needs at least {MIN_EVAL_IMAGES}")
+    for scenario in dataset_scenarios(config, name):
+        where = f"scenarios.{scenario}"
+        cls, options = make_options(scenario, config["scenarios"][scenario], where)
+        cls().check(options, name, ds, where)
+        n_forget = cls().plan(options, name, ds, sizes, where)
+        if n_forget is not None and n_forget < MIN_EVAL_IMAGES:
+            train_size = (ds.get("split") or {}).get("train_size")
+            what = f"datasets.{name}.split.train_size: {train_size} leaves scenario {scenario}" \
+                if train_size is not None else f"{where}: on dataset {name}, scenario {scenario} has"
+            raise SizeError(f"{what} {n_forget} training images to forget; the "
+                            f"membership-inference attack mia_loss_cv ({MIA_CV_FOLDS}-fold cross-validation of forget "
+                            f"against test losses, unlearnbench.metrics) needs at least {MIN_EVAL_IMAGES}: forget more "
+                            f"({where}) or use more data (datasets.{name}.split.train_size)")
+
+
+def check_dataset(config: dict, name: str) -> None:
+    """_dataset_plan, and where a size problem could be fixed by a larger `split.train_size`, the smallest that
+    works (found by trying the sizes above the configured one with the same rules)."""
+    ds = config["datasets"][name]
+    try:
+        _dataset_plan(config, name, ds)
+    except SizeError as exc:
+        split = ds.get("split") or {}
+        current = split.get("train_size")
+        if current is None:
+            raise
+        try:  # if even all of the data does not work, no train_size will
+            _dataset_plan(config, name, {**ds, "split": {k: v for k, v in split.items() if k != "train_size"}})
+        except ConfigError:
+            raise exc from None
+        full = _dataset_full_train(ds)
+        for size in range(current + 1, full + 1):
+            trial = {**ds, "split": {**split, "train_size": size}}
+            try:
+                _dataset_plan(config, name, trial)
+            except SizeError:
+                continue
+            except ConfigError:
+                break
+            raise SizeError(f"{exc}. The smallest datasets.{name}.split.train_size that works here is {size}"
+                            + (" (all of the data)" if size == full else "")) from None
+        raise
+
+
+def _dataset_full_train(ds: dict) -> int:
+    """Training images available before a train_size subset (the whole train split, after a test carve)."""
+    from .experiment import planned_sizes
+
+    split = {k: v for k, v in (ds.get("split") or {}).items() if k != "train_size"}
+    sizes = planned_sizes("_", {**ds, "split": split})
+    return int(sizes.train.sum() + sizes.val.sum())
 
 
 def check_config(config: dict) -> None:

@@ -69,6 +69,10 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int, flip
     return out
 
 
+class DivergedError(FloatingPointError):
+    """The training loss became NaN or infinite: the job fails instead of saving a broken model as a success."""
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 30
@@ -179,6 +183,7 @@ def train(
     training resumes from it and ends with the same weights as an uninterrupted run. Each history record carries
     `seconds`: training time up to the end of that epoch, accumulated across resumes.
     extra_loss / after_step: hooks for regularised methods (ℓ1 sparsity, fixed pruning masks).
+    A loss that becomes NaN or infinite raises DivergedError at the end of its epoch (before any checkpoint of it).
     """
     device = x.device
     n = len(x)
@@ -240,6 +245,10 @@ def train(
             seen += len(idx)
         record = {"epoch": epoch + 1, "loss": float(loss_sum) / seen, "train_acc": float(correct) / seen,
                   "seconds": seconds_before + time.perf_counter() - t0}
+        if not math.isfinite(record["loss"]):
+            raise DivergedError(f"training diverged: the loss became {record['loss']} in epoch {epoch + 1}/"
+                                f"{cfg.epochs} (lr {cfg.lr}, batch_size {cfg.batch_size}, schedule {cfg.schedule}); "
+                                f"nothing of this epoch was saved")
         history.append(record)
         elapsed = time.perf_counter() - t0
         done = epoch + 1 - start_epoch

@@ -18,17 +18,31 @@ from . import colour as colour_mod
 from .io import read_bundle, write_bundle
 
 SPLITS = ("train", "val", "test")
+REQUIRED_ARRAYS = tuple(f"{kind}_{split}" for split in SPLITS for kind in ("x", "y"))
 
 
-def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into (kept, taken) with `fraction` of every class taken (at least one per class)."""
+def n_taken(fraction: float, n: int, whole: bool = False) -> int:
+    """How many of a class's `n` images a stratified split of `fraction` takes: at least one, and (unless `whole`)
+    at least one left; ValueError otherwise. The one rule of every split, used for the data and for the sizes
+    planned at config time (`planned_sizes`)."""
+    n_take = max(1, int(round(fraction * n)))
+    if n_take > n or (n_take == n and not whole):
+        raise ValueError(f"a class has {n} images: too few to take a {fraction:.0%} split")
+    return n_take
+
+
+def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator,
+                     whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (kept, taken) with `fraction` of every class taken (at least one per class, and one kept
+    unless `whole`)."""
     labels = np.asarray(labels)
     taken = []
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
-        n_take = max(1, int(round(fraction * len(members))))
-        if n_take >= len(members):
-            raise ValueError(f"class {c} has {len(members)} images: too few to take a {fraction:.0%} split")
+        try:
+            n_take = n_taken(fraction, len(members), whole)
+        except ValueError:
+            raise ValueError(f"class {c} has {len(members)} images: too few to take a {fraction:.0%} split") from None
         taken.append(members[:n_take])
     taken = np.sort(np.concatenate(taken))
     kept = np.setdiff1d(np.arange(len(labels)), taken)
@@ -37,10 +51,62 @@ def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generat
 
 def _stratified_subset(labels: np.ndarray, size: int | None, rng: np.random.Generator) -> np.ndarray | None:
     """Indices of a stratified random subset of about `size` items; None (and no draw) when size is None or
-    covers everything."""
+    covers everything. A small class may be taken whole (a size just below the total is a valid request)."""
     if size is None or size >= len(labels):
         return None
-    return stratified_split(labels, size / len(labels), rng)[1]
+    return stratified_split(labels, size / len(labels), rng, whole=True)[1]
+
+
+@dataclass(frozen=True)
+class PlannedSizes:
+    """Images per class of an experiment's splits, computed from the dataset registry before any data exists."""
+
+    n_classes: int
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    rgb: bool
+
+
+def planned_sizes(dataset: str, cfg: dict) -> PlannedSizes:
+    """The per-class sizes `build_experiment` will produce for dataset entry `cfg` (schema defaults filled), from
+    the registry's class counts and the same split rule (`n_taken`), so a configuration whose splits, scenarios or
+    metrics cannot work stops before any job. ConfigError names the key of a split that cannot be made."""
+    from .datasets.registry import DATASETS
+    from .errors import SizeError
+
+    spec = DATASETS[cfg["source"]]
+    coarse = cfg.get("labels", "fine") == "coarse"
+    counts = spec.coarse_class_counts if coarse else spec.class_counts
+    train = np.asarray(counts["train"], dtype=np.int64)
+    test = np.asarray(counts.get("test", (0,) * len(train)), dtype=np.int64)
+    split = cfg.get("split") or {}
+    key = f"datasets.{dataset}.split"
+
+    def taken(sizes, fraction, what, whole=False):
+        out = []
+        for c, n in enumerate(sizes):
+            try:
+                out.append(n_taken(fraction, int(n), whole))
+            except ValueError:
+                raise SizeError(f"{key}.{what}: class {c} of dataset {dataset} would have {int(n)} images, too few "
+                                  f"to take a {fraction:.0%} split that leaves one (every split is stratified, at "
+                                  f"least one image per class); change {key}.{what}") from None
+        return np.asarray(out, dtype=np.int64)
+
+    if not spec.has_official_test:
+        test = taken(train, split.get("test_fraction", 0.25), "test_fraction")
+        train = train - test
+    for name, sizes in (("train_size", train), ("test_size", test)):
+        size = split.get(name)
+        if size is not None and size < sizes.sum():
+            subset = taken(sizes, size / sizes.sum(), name, whole=True)
+            if name == "train_size":
+                train = subset
+            else:
+                test = subset
+    val = taken(train, split.get("val_fraction", 0.1), "val_fraction")
+    return PlannedSizes(n_classes=len(train), train=train - val, val=val, test=test, rgb=len(spec.image_shape) == 3)
 
 
 def _sha256(array: np.ndarray) -> str:
@@ -143,7 +209,7 @@ class ExperimentData:
 
     @classmethod
     def load(cls, npz_path: str | os.PathLike) -> "ExperimentData":
-        return cls(*read_bundle(npz_path, what="experiment data"))
+        return cls(*read_bundle(npz_path, what="experiment data", required=REQUIRED_ARRAYS))
 
     def save(self, npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> None:
         """Arrays to `npz_path`, manifest to `json_path` (default: the .json beside it, where `load` reads it)."""

@@ -81,31 +81,55 @@ def write_bundle(npz_path: str | os.PathLike, arrays: dict, meta: dict,
 
 def read_json(path: str | os.PathLike, what: str = "metadata") -> dict:
     path = Path(path)
-    fix = "delete it and rerun the workflow so the step that writes it runs again"
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise InputFileError(f"{path}: {what} file not found; {fix}") from exc
+        raise InputFileError(f"{path}: {what} file not found; {FIX}") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputFileError(f"{path}: not a readable {what} file ({type(exc).__name__}: {exc}); {fix}") from exc
+        raise InputFileError(f"{path}: not a readable {what} file ({type(exc).__name__}: {exc}); {FIX}") from exc
 
 
-def read_npz(path: str | os.PathLike, what: str = "array bundle") -> dict[str, np.ndarray]:
+FIX = "delete it and rerun the workflow so the step that writes it runs again"
+
+
+def read_npz(path: str | os.PathLike, what: str = "array bundle", required=()) -> dict[str, np.ndarray]:
     """Every array of an .npz, loaded into memory (never unpickling: allow_pickle=False). A missing, truncated or
-    foreign file is an InputFileError naming it."""
+    foreign file, or one without the `required` arrays, is an InputFileError naming it."""
     path = Path(path)
-    fix = "delete it and rerun the workflow so the step that writes it runs again"
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files}
     except FileNotFoundError as exc:
-        raise InputFileError(f"{path}: {what} not found; {fix}") from exc
+        raise InputFileError(f"{path}: {what} not found; {FIX}") from exc
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); {fix}") from exc
+        raise InputFileError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); {FIX}") from exc
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise InputFileError(f"{path}: not a {what}: arrays {missing} are missing (it holds {sorted(arrays)}); {FIX}")
+    return arrays
 
 
 def read_bundle(npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None,
-                what: str = "bundle") -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, metadata) of a bundle written by write_bundle."""
-    arrays = read_npz(npz_path, what)
-    return arrays, read_json(sidecar(npz_path) if json_path is None else json_path, f"{what} metadata")
+                what: str = "bundle", required=()) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, metadata) of a bundle written by write_bundle (InputFileError naming the file if it is missing,
+    unreadable, or lacks the `required` arrays)."""
+    arrays = read_npz(npz_path, what, required)
+    meta_path = sidecar(npz_path) if json_path is None else json_path
+    meta = read_json(meta_path, f"{what} metadata")
+    if not isinstance(meta, dict):
+        raise InputFileError(f"{meta_path}: not a {what} metadata file (a JSON object was expected); {FIX}")
+    return arrays, meta
+
+
+def read_table(path: str | os.PathLike, what: str = "table"):
+    """A CSV table written by the report steps, as a pandas DataFrame (InputFileError naming the file if it is
+    missing or unreadable)."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError as exc:
+        raise InputFileError(f"{path}: {what} not found; {FIX}") from exc
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"{path}: not a readable {what} ({type(exc).__name__}: {exc}); {FIX}") from exc

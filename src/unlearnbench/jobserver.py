@@ -9,9 +9,15 @@ directory, environment, sys.path and stdout/stderr, and its exit status is the c
 
 Protocol (Unix socket in a private 0700 directory): the client sends an 8-byte length plus its stdin, stdout
 and stderr descriptors (SCM_RIGHTS), then the pickled request; the server forks a handler, which forks the
-worker and reports the worker's exit status as 4 bytes. A client that goes away (snakemake killed or cancelled
-the job) makes the handler kill the worker; a handler that dies takes its worker with it (PR_SET_PDEATHSIG);
-the server exits when the snakemake process that started it is gone or after `idle_timeout` s without a job.
+worker and reports the worker's exit status as 4 bytes.
+
+No job outlives its run (unlearnbench.lifetime): each handler leads its own process group (handler + worker).
+The server stops when the snakemake process that started it is gone (checked every second), on SIGTERM, or after
+`idle_timeout` s with no job running, and before exiting it stops every running job: SIGTERM to each handler,
+which stops its worker (SIGTERM: the worker removes its temporary files and logs why; SIGKILL 5 s later), then
+SIGKILL to any process group left. A client that goes away (it stops itself once its snakemake is gone) makes
+the handler stop the worker the same way. A server that dies abruptly takes its handlers with it, and a handler
+its worker (PR_SET_PDEATHSIG, SIGTERM).
 
 Not used (jobs run in their own interpreter as before) when: the config says `job_server: false`, the run is
 not local (SLURM jobs), or the job's interpreter is not the server's (e.g. --sdm conda).
@@ -19,7 +25,6 @@ not local (SLURM jobs), or the job's interpreter is not the server's (e.g. --sdm
 from __future__ import annotations
 
 import argparse
-import ctypes
 import importlib
 import os
 import pickle
@@ -36,6 +41,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import lifetime, runlock
 from .jobs import run_target
 
 ENV_VAR = "UNLEARNBENCH_JOB_SERVER"
@@ -107,35 +113,100 @@ def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
 # ------------------------------------------------------------------------------------------------- server
 
 def serve(address: str, parent_pid: int, preload=DEFAULT_PRELOAD, idle_timeout: float = 3600.0) -> None:
+    """Accept jobs until the snakemake process that started us (`parent_pid`) is gone, SIGTERM, or `idle_timeout`
+    s without a running job; then stop every running job (`_stop_handlers`) before returning."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
+    listener.bind(address + ".new")
     listener.listen(256)  # clients that arrive while the preload runs wait in the backlog
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped automatically
+    os.rename(address + ".new", address)  # the address appears only once it accepts (start() waits for it)
+    handlers: set[int] = set()  # pids of running handlers; each leads its process group (handler + worker)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    for module in preload:
-        importlib.import_module(module)
-    last_job = time.monotonic()
-    while True:
-        ready, _, _ = select.select([listener], [], [], 1.0)
-        if os.getppid() != parent_pid:
-            return  # the snakemake run that started us is gone
-        if not ready:
-            if time.monotonic() - last_job > idle_timeout:
-                return
-            continue
-        conn, _ = listener.accept()
+    runlock.hold_shared()  # inherited by every handler and worker: a rerun waits for them (unlearnbench.runlock)
+    try:
+        for module in preload:
+            importlib.import_module(module)
         last_job = time.monotonic()
-        if os.fork() == 0:
-            listener.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            status = 1
+        while True:
+            ready, _, _ = select.select([listener], [], [], 1.0)
+            _reap(handlers)
+            if os.getppid() != parent_pid:
+                return  # the snakemake run that started us is gone: its jobs must not outlive it
+            if handlers:
+                last_job = time.monotonic()
+            if not ready:
+                if time.monotonic() - last_job > idle_timeout:
+                    return
+                continue
+            conn, _ = listener.accept()
+            last_job = time.monotonic()
+            server = os.getpid()
+            pid = os.fork()
+            if pid == 0:
+                status = 1
+                try:
+                    listener.close()
+                    signal.signal(signal.SIGTERM, _request_stop)
+                    os.setpgid(0, 0)
+                    # the server's death (even by SIGKILL) stops this job; the worker follows its handler
+                    if not lifetime.die_with_parent(signal.SIGTERM, parent=server):
+                        return
+                    _handle(conn)
+                    status = 0
+                finally:
+                    os._exit(status)  # never run the server's exit handlers in a child
             try:
-                _handle(conn)
-                status = 0
-            finally:
-                os._exit(status)  # never run the server's exit handlers in a child
-        conn.close()
+                os.setpgid(pid, pid)  # also here: the group exists before we could signal it
+            except OSError:  # the child did it first, or has exited already
+                pass
+            handlers.add(pid)
+            conn.close()
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        listener.close()
+        _stop_handlers(handlers)
+
+
+def _reap(handlers: set[int]) -> None:
+    """Collect handlers that have exited (a pid stays ours, and its group's id unused, until reaped here)."""
+    for pid in list(handlers):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            handlers.discard(pid)
+
+
+def _stop_handlers(handlers: set[int], grace: float = lifetime.GRACE_SECONDS + 2.0) -> None:
+    """Stop every running job: SIGTERM to each handler (which stops its worker cleanly, _handle), then, after
+    `grace` s, SIGKILL to the process group of any handler still there."""
+    for pid in handlers:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while handlers and time.monotonic() < deadline:
+        _reap(handlers)
+        time.sleep(0.05)
+    for pid in list(handlers):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        handlers.discard(pid)
+
+
+_STOP = False  # set in a handler by SIGTERM (the server stops its jobs)
+
+
+def _request_stop(*_) -> None:
+    global _STOP
+    _STOP = True
 
 
 def _handle(conn: socket.socket) -> None:
@@ -150,47 +221,64 @@ def _handle(conn: socket.socket) -> None:
         if tuple(request["executable"]) != _interpreter():
             conn.sendall(_STATUS.pack(REFUSED))
             return
+        if _STOP:
+            return
+        handler = os.getpid()
         pid = os.fork()
         if pid == 0:
             conn.close()
-            os._exit(_work(request, fds))
+            os._exit(_work(request, fds, handler))
     finally:
         for fd in fds:
             os.close(fd)
-    conn.sendall(_STATUS.pack(_wait_or_kill(pid, conn)))
+    status = _wait_or_kill(pid, conn)
+    try:
+        conn.sendall(_STATUS.pack(status))
+    except OSError:  # the client is gone (it was killed, or its run was)
+        pass
 
 
 def _wait_or_kill(pid: int, conn: socket.socket) -> int:
-    """Wait for the worker; if the client hangs up first, kill the worker. Returns a shell-style exit status."""
+    """Wait for the worker; if the client hangs up first, or the server stops its jobs, stop the worker (SIGTERM,
+    then SIGKILL after a grace period). Returns a shell-style exit status."""
     pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     try:
         while True:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
-                return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+                return _exit_status(status)
             waiting = [conn] + ([pidfd] if pidfd is not None else [])
-            ready, _, _ = select.select(waiting, [], [], 0.5 if pidfd is not None else 0.02)
-            if conn in ready:  # the client sends nothing after its request: readable means it hung up
-                _kill(pid)
+            ready, _, _ = select.select(waiting, [], [], 0.2 if pidfd is not None else 0.02)
+            if conn in ready or _STOP:  # the client sends nothing after its request: readable means it hung up
+                return _kill(pid)
     finally:
         if pidfd is not None:
             os.close(pidfd)
 
 
-def _kill(pid: int) -> None:
+def _exit_status(status: int) -> int:
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _kill(pid: int, grace: float = lifetime.GRACE_SECONDS) -> int:
+    """Stop a worker: SIGTERM (it removes its temporary files and logs why), SIGKILL after `grace` s; reap it."""
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5.0
+    deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            return
-        time.sleep(0.05)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return _exit_status(status)
+        time.sleep(0.02)
     os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    return _exit_status(os.waitpid(pid, 0)[1])
 
 
-def _work(request: dict, fds: list[int]) -> int:
+def _work(request: dict, fds: list[int], handler: int) -> int:
     """The worker: become the client (stdio, cwd, environment, sys.path), run the target, return its status."""
-    _die_with_parent()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if not lifetime.die_with_parent(signal.SIGTERM, parent=handler):  # the handler's death stops the worker
+        return 128 + signal.SIGTERM
+    lifetime.stop_on_sigterm()
     for target_fd, fd in enumerate(fds):
         os.dup2(fd, target_fd)
     for fd in fds:
@@ -217,14 +305,6 @@ def _work(request: dict, fds: list[int]) -> int:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
     return status
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the handler's death kills the worker
-    except (OSError, AttributeError):
-        pass
 
 
 # ---------------------------------------------------------------------------------------- starting/stopping

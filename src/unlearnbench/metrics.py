@@ -313,12 +313,18 @@ def mia_lr_entropy(
     return float(clf.predict(h_f.reshape(-1, 1)).mean())
 
 
+# Folds of mia_loss_cv's stratified cross-validation: each fold needs a forget and a test image, so a forget set
+# and a test set below this size cannot be evaluated (config.parse checks it before any job, the request job again).
+MIA_CV_FOLDS = 5
+MIN_EVAL_IMAGES = MIA_CV_FOLDS
+
+
 def mia_loss_cv(
     forget_losses: Any,
     test_losses: Any,
     *,
     seed: int,
-    n_splits: int = 5,
+    n_splits: int = MIA_CV_FOLDS,
     cv: str = "kfold",
 ) -> float:
     """Loss-based MIA accuracy of forget vs test (SCRUB / NeurIPS-2023 kit), in [0, 1].

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .io import atomic_path
+from .io import atomic_path, read_table
 
 FIGURE_METRICS = [("test_f1", "Test F1"), ("forget_acc", "$D_f$ accuracy"), ("mia_efficacy_svc", "MIA-Efficacy"),
                   ("bias_cramers_v", "Bias correlation (Cramér's V)"), ("ut_seconds", "Unlearning time (s)")]
@@ -35,7 +35,7 @@ def make_figures(*, runs: str, summary: str, traces: str, pdf: str, png: str, tr
 def metric_figure(runs_csv: str, summary_csv: str, pdf: str, png: str) -> None:
     """One panel per (scenario, metric): per-seed points and the mean with its 95% BCa bootstrap CI."""
     plt, sns = _pyplot()
-    runs, summary = pd.read_csv(runs_csv), pd.read_csv(summary_csv)
+    runs, summary = read_table(runs_csv, "runs table"), read_table(summary_csv, "summary table")
     runs["label"] = runs["setting"].where(runs["setting"] == "standard", runs["setting"] + "/") \
         .replace("standard", "") + runs["method"]
     summary["label"] = summary["setting"].where(summary["setting"] == "standard", summary["setting"] + "/") \
@@ -71,7 +71,7 @@ def metric_figure(runs_csv: str, summary_csv: str, pdf: str, png: str) -> None:
 def trace_figure(traces_csv: str, pdf: str, png: str) -> None:
     """UIB Fig. 5: bias correlation on the random-colour test set after each unlearning iteration."""
     plt, sns = _pyplot()
-    traces = pd.read_csv(traces_csv)
+    traces = read_table(traces_csv, "traces table")
     metric = "bias_cramers_v" if "bias_cramers_v" in traces.columns else "forget_acc"
     traces = traces.dropna(subset=[metric]) if metric in traces.columns else traces.iloc[0:0]
     fig, ax = plt.subplots(figsize=(5, 3.2))

@@ -8,7 +8,7 @@ from . import metrics, seeds
 from . import stats as stat_tests
 from .errors import InputFileError
 from .evaluate import compute_metrics
-from .io import atomic_path, read_bundle
+from .io import atomic_path, read_bundle, read_table
 
 ID_COLUMNS = ["dataset", "scenario", "setting", "method", "run", "seed"]
 ID_KEYS = ("dataset", "scenario", "seed", "run", "method", "setting")  # what every run.json says about itself
@@ -45,14 +45,20 @@ def relative_metrics(wide: pd.DataFrame, forget: dict[tuple, tuple[np.ndarray, n
     return rows
 
 
+OUTPUT_ARRAYS = tuple(f"{s}_{k}" for s in ("test", "forget", "retain") for k in ("logits", "labels"))
+
+
 def _evaluate_run(paths: tuple[str, str]) -> tuple[dict, list[dict], tuple]:
     """One run's metrics row (identified by what its run.json says it is), its per-iteration trace rows, and its
     forget-set (logits, labels)."""
-    outputs, record = read_bundle(paths[1], json_path=paths[0], what="run outputs")
+    outputs, record = read_bundle(paths[1], json_path=paths[0], what="run outputs", required=OUTPUT_ARRAYS)
     who = record.get("identity")
     if not who or not set(ID_KEYS) <= set(who):
         raise InputFileError(f"{paths[0]}: the run record does not say which run it is (no identity with "
                              f"{', '.join(ID_KEYS)}); it was written by an older version: delete it and rerun")
+    if not {"info", "trace"} <= set(record) or "n_classes" not in record["info"]:
+        raise InputFileError(f"{paths[0]}: not a run record (no info with n_classes, or no trace); delete it and "
+                             f"rerun the workflow so the job that writes it runs again")
     info = record["info"]
     ids = {k: who[k] for k in ID_KEYS}
     values = compute_metrics(outputs, info["n_classes"], seed=seeds.derive(ids["seed"], "attack"))
@@ -64,9 +70,15 @@ def _evaluate_run(paths: tuple[str, str]) -> tuple[dict, list[dict], tuple]:
 
 def _one_thread_per_worker() -> None:
     """The workers are the parallelism: BLAS/OpenMP thread pools in each would oversubscribe the cores
-    (measured: 4x slower per run with 2 workers on 2 cores)."""
+    (measured: 4x slower per run with 2 workers on 2 cores). A worker writes nothing and dies with its job
+    (unlearnbench.lifetime)."""
+    import signal
+
     from threadpoolctl import threadpool_limits
 
+    from .lifetime import die_with_parent
+
+    die_with_parent(signal.SIGKILL)
     threadpool_limits(1)
 
 
@@ -113,7 +125,7 @@ def write_statistics(*, runs: str, summary: str, stats: str, text: str, seed: in
     """Rule statistics: per-cell summaries (n, mean, std, BCa bootstrap CI, t-interval) and paired Wilcoxon
     comparisons of the runs table `runs`."""
     out_summary, out_stats, out_text = summary, stats, text
-    long = pd.read_csv(runs)
+    long = read_table(runs, "runs table")
     long = long.drop(columns=["run"])
     summary = stat_tests.summary_table(long, seed=seed)
     comparisons = stat_tests.compare_table(long)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .io import atomic_path
+from .io import atomic_path, read_table
 
 # (metric in summary.csv, column header, scale to the paper's unit, decimals: UT gets 3, as CPU-scale runs take
 # seconds)
@@ -36,7 +36,7 @@ def uib_table(*, summary: str, table: str, labels: dict[str, str] | None = None,
     Colored digits for the bias scenario and plain digits for the random one, share a column group). `scenarios`
     maps each scenario's name to its heading, in the config's order (unlearnbench.scenarios labels)."""
     out_tex = table
-    summary = pd.read_csv(summary)
+    summary = read_table(summary, "summary table")
     scenarios = scenarios or {s: s for s in dict.fromkeys(summary.scenario)}
     summary = summary[summary.method != "original"].copy()
     summary["dataset"] = summary["dataset"].map(lambda d: (labels or {}).get(d, d))

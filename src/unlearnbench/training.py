@@ -52,8 +52,13 @@ def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device
     log(f"training {training['model']['arch']} on {len(x)} images, seed {seed}, device {dev}")
     stamp = checkpoint.fingerprint(train=training["train"], model=training["model"], data=data.manifest["sha256"],
                                    request=request, seed=seed, n=len(x))
-    history = engine.train(model, x, y, _train_cfg(training), generator=generator, log=log,
-                           checkpoint=checkpoint_path, fingerprint=stamp)
+    try:
+        history = engine.train(model, x, y, _train_cfg(training), generator=generator, log=log,
+                               checkpoint=checkpoint_path, fingerprint=stamp)
+    except engine.DivergedError as exc:
+        raise engine.DivergedError(f"{exc}; no model was saved. Lower this dataset's learning rate "
+                                   f"(datasets.<name>.train.lr in the config; now {training['train'].get('lr')}) "
+                                   f"or check its data") from exc
     seconds = history[-1]["seconds"] if history else 0.0
     val_acc = _val_acc(model, data, dev)
     log(f"done: {seconds:.1f}s of training (across resumes), validation accuracy {val_acc:.4f}")

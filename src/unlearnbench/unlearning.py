@@ -71,7 +71,11 @@ def run_unlearning(*, experiment: str, request: str, start: str, model: str, run
     log_fn(f"unlearning with {spec['method']} {spec['knobs']} in setting {spec['setting']} {spec['setting_knobs']} "
            f"on {req.scenario}, seed {seed}")
     stop = _timed(dev)
-    method.unlearn(net, inputs, ctx)
+    try:
+        method.unlearn(net, inputs, ctx)
+    except engine.DivergedError as exc:
+        raise engine.DivergedError(f"methods.{spec['run']}: {exc}; no model was saved. Lower the run's learning "
+                                   f"rate (methods.{spec['run']}.lr)") from exc
     wall, device_seconds = stop()
     wall -= ctx.excluded_seconds
     device_seconds = max(0.0, device_seconds - ctx.excluded_seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from . import lifetime, runlock
 from .jobs import TARGETS, run_target
 
 
@@ -20,7 +21,14 @@ def rule_arguments(snakemake) -> dict:
 
 def run_rule(snakemake) -> None:
     """Run the target of `snakemake.rule` (jobs.TARGETS) with the rule's keys as keyword arguments. This client
-    process never imports the target's module (torch): the keys are mapped where the job runs."""
+    process never imports the target's module (torch): the keys are mapped where the job runs.
+
+    The job dies with its run (unlearnbench.lifetime): SIGTERM stops it cleanly, and it sends itself SIGTERM once
+    the snakemake process that started it is gone; in the job server, the worker follows its client. It holds the
+    run lock (unlearnbench.runlock) while it lives, so a rerun never removes the lock of a job still writing."""
+    lifetime.stop_on_sigterm()
+    lifetime.watch()
+    runlock.hold_shared()
     run_job(TARGETS[snakemake.rule], rule_arguments(snakemake), str(snakemake.log[0]), by_rule=True)
 
 

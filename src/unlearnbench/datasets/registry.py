@@ -67,6 +67,13 @@ class DatasetSpec:
     # SHA-256 of each decoded array (see module docstring); None = unknown.
     content_sha256: Mapping[str, str | None] = field(default_factory=dict)
     has_official_test: bool = True
+    # Images per class in each split ("train", "test"; coarse labels: coarse_class_counts), so that a configuration
+    # is checked against the sizes it will produce before any job runs (experiment.planned_sizes). Digits: counted in
+    # scikit-learn's copy; Fashion-MNIST: in Debian's copy; MNIST: the published per-digit counts; CIFAR: the
+    # datasets' definition (5,000 / 1,000 per class; CIFAR-100 500 / 100 per fine, 2,500 / 500 per coarse class).
+    # tests/test_faults.py checks the sums and every copy available offline.
+    class_counts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    coarse_class_counts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def with_archive_md5s(self, md5_by_filename: Mapping[str, str | None]) -> "DatasetSpec":
         """Return a copy whose archive MD5s are replaced by ``md5_by_filename``."""
@@ -118,6 +125,8 @@ MNIST = DatasetSpec(
     image_shape=(28, 28),
     split_sizes={"train": 60000, "test": 10000},
     class_names=tuple(str(digit) for digit in range(10)),
+    class_counts={"train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+                  "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)},
     # Not computable offline here (no trusted local copy): only the archive-MD5
     # path can accept MNIST until someone pins these from a verified download.
     content_sha256={"x_train": None, "y_train": None, "x_test": None, "y_test": None},
@@ -138,6 +147,7 @@ FASHION_MNIST = DatasetSpec(
     split_sizes={"train": 60000, "test": 10000},
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    class_counts={"train": (6000,) * 10, "test": (1000,) * 10},
     # Computed from Debian bookworm's dataset-fashion-mnist
     # 0.0~git20200523.55506a9-1 (/usr/share/datasets/fashion-mnist), whose gzip
     # files are recompressed copies of the upstream IDX files.
@@ -161,6 +171,7 @@ CIFAR10 = DatasetSpec(
     # Order of batches.meta's label_names; checked against the archive.
     class_names=("airplane", "automobile", "bird", "cat", "deer",
                  "dog", "frog", "horse", "ship", "truck"),
+    class_counts={"train": (5000,) * 10, "test": (1000,) * 10},
     # Not computable offline here: only the archive-MD5 path can accept CIFAR-10.
     content_sha256={"x_train": None, "y_train": None, "x_test": None, "y_test": None},
 )
@@ -198,6 +209,8 @@ CIFAR100 = DatasetSpec(
         "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates",
         "people", "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
     ),
+    class_counts={"train": (500,) * 100, "test": (100,) * 100},
+    coarse_class_counts={"train": (2500,) * 20, "test": (500,) * 20},
     # Not computable offline here: only the archive-MD5 path can accept CIFAR-100.
     content_sha256={name: None for name in ARRAY_NAMES + CIFAR100_COARSE_ARRAY_NAMES},
 )
@@ -212,6 +225,7 @@ DIGITS = DatasetSpec(
     # carve their own stratified splits.
     split_sizes={"train": 1797, "test": 0},
     class_names=tuple(str(digit) for digit in range(10)),
+    class_counts={"train": (178, 182, 177, 183, 181, 182, 181, 179, 174, 180), "test": (0,) * 10},
     # Computed from scikit-learn 1.9.1's bundled digits.csv.gz after scaling
     # 0..16 -> 0..255 (round half up). The test hashes are SHA-256 of b"".
     content_sha256={

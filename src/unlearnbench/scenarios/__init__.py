@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..knobs import as_dict
+from ..metrics import MIN_EVAL_IMAGES
 from ..registry import discover
 from .base import REGISTRY, Built, ForgetRequest, Scenario, make_options, register, scenario_type
 
@@ -49,7 +50,17 @@ def prepare_request(*, experiment: str, request: str, definition: str, scenario:
     description to `definition`)."""
     from ..experiment import ExperimentData
 
-    make_request(scenario, ExperimentData.load(experiment), options, data_seed).save(request, definition)
+    data = ExperimentData.load(experiment)
+    req = make_request(scenario, data, options, data_seed)
+    # config.parse checked this before any job from the planned sizes; exactly here (sub_class under a train_size
+    # subset and bias below full strength are drawn with the data), so the run fails now, not in the aggregation
+    need = MIN_EVAL_IMAGES
+    if len(req.forget_idx) < need or len(data.labels("test")) < need:
+        raise ValueError(f"scenarios.{scenario}: this request forgets {len(req.forget_idx)} training images and the "
+                         f"test split has {len(data.labels('test'))}; the membership-inference attack mia_loss_cv "
+                         f"({need}-fold cross-validation, unlearnbench.metrics) needs at least {need} of each: forget "
+                         f"more (scenarios.{scenario}) or use more data (the dataset's split.train_size / test_size)")
+    req.save(request, definition)
 
 
 __all__ = ["MODULES", "REGISTRY", "Built", "ForgetRequest", "Scenario", "make_options", "make_request",

@@ -5,6 +5,8 @@ A scenario is a class with
   label:    its heading in tables
   Options:  a knobs dataclass of its options, validated like method knobs (unlearnbench.knobs)
   check(options, dataset, dataset_cfg, where): config-time checks against a dataset entry (torch- and data-free)
+  plan(options, dataset, dataset_cfg, sizes, where): config-time size of ΔD from the planned split sizes
+            (experiment.planned_sizes), ConfigError where `build` would fail
   build(data, options, rng): the ForgetRequest for an experiment (numpy only)
 Scenarios register themselves by module (unlearnbench.registry.discover): adding one is one new module.
 """
@@ -46,7 +48,7 @@ class ForgetRequest:
 
     @classmethod
     def load(cls, npz_path: str | os.PathLike) -> "ForgetRequest":
-        arrays, description = read_bundle(npz_path, what="forget request")
+        arrays, description = read_bundle(npz_path, what="forget request", required=("forget_idx", "retain_idx"))
         return cls(description["scenario"], arrays["forget_idx"], arrays["retain_idx"],
                    arrays.get("oracle_colours"), description, arrays.get("test_forget_idx"),
                    arrays.get("test_retain_idx"))
@@ -111,6 +113,12 @@ class Scenario:
 
     def check(self, options, dataset: str, dataset_cfg: dict, where: str) -> None:
         """Config-time checks of this scenario on one dataset entry (ConfigError naming the key)."""
+
+    def plan(self, options, dataset: str, dataset_cfg: dict, sizes, where: str) -> int | None:
+        """Config-time: the number of training images this scenario will forget on a dataset whose split sizes are
+        `sizes` (experiment.PlannedSizes, per class), or None if it cannot be known before the data exist; a
+        ConfigError naming the key where `build` would fail. Exact unless the scenario's docstring says otherwise."""
+        return None
 
     def build(self, data, options, rng: np.random.Generator) -> "Built":
         raise NotImplementedError

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import colour as colour_mod
-from ..errors import ConfigError
-from ..experiment import stratified_split
+from ..errors import ConfigError, SizeError
+from ..experiment import n_taken, stratified_split
 from ..knobs import knob
 from .base import Built, Scenario, register
 
@@ -37,6 +37,27 @@ class Bias(Scenario):
         if options.pattern_fraction >= 1.0:
             raise ConfigError(f"{where}.pattern_fraction: must be < 1: a stratified share of every class's pattern "
                               f"points is forgotten and the rest retained, got {options.pattern_fraction}")
+
+    def plan(self, options, dataset, dataset_cfg, sizes, where):
+        """Exact at bias_strength 1 (every training image carries its class colour); below, the images that carry it
+        by chance are drawn with the data, and this is the expected count (the request job checks the real one)."""
+        colour = dataset_cfg.get("colour") or {}
+        strength = colour.get("bias_strength", 1.0)
+        palette = colour.get("palette", "tab10")
+        n_colours = len(colour_mod.TAB10) if isinstance(palette, str) else len(palette)
+        forget = 0
+        for c, n in enumerate(sizes.train.tolist()):
+            biased = int(round(strength * n))
+            pattern = biased + int((n - biased) / n_colours)
+            try:
+                forget += n_taken(options.pattern_fraction, pattern)
+            except ValueError:
+                raise SizeError(
+                    f"{where}.pattern_fraction: class {c} of dataset {dataset} has about {pattern} training images in "
+                    f"its class colour, too few to forget {options.pattern_fraction:.0%} of them and retain the rest "
+                    f"(stratified by class: at least one forgotten and one retained per class); lower pattern_fraction"
+                    f" or use more data (datasets.{dataset}.split.train_size)") from None
+        return forget
 
     def build(self, data, options, rng):
         if not data.coloured:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..knobs import knob
 from .base import Built, Scenario, register
 
@@ -18,6 +19,12 @@ class FullClass(Scenario):
     @dataclass
     class Options:
         forget_class: int = knob(0, low=0, help="the class forgotten")
+
+    def plan(self, options, dataset, dataset_cfg, sizes, where):
+        if options.forget_class >= sizes.n_classes:
+            raise ConfigError(f"{where}.forget_class: {options.forget_class} is not a class of dataset {dataset}, "
+                              f"whose classes are 0..{sizes.n_classes - 1}")
+        return int(sizes.train[options.forget_class])
 
     def build(self, data, options, rng):
         c = options.forget_class

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SizeError
 from ..knobs import knob
 from .base import Built, Scenario, register
 
@@ -26,6 +26,14 @@ class RandomPoints(Scenario):
     def check(self, options, dataset, dataset_cfg, where):
         if options.fraction >= 1.0:
             raise ConfigError(f"{where}.fraction: must be < 1 (something must be retained), got {options.fraction}")
+
+    def plan(self, options, dataset, dataset_cfg, sizes, where):
+        n = int(sizes.train.sum())
+        n_forget = int(round(options.fraction * n))
+        if not 0 < n_forget < n:
+            raise SizeError(f"{where}.fraction: {options.fraction} of the {n} training images of dataset {dataset} "
+                              f"is {n_forget} images; something must be forgotten and something retained")
+        return n_forget
 
     def build(self, data, options, rng):
         n = len(data.labels("train"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import SizeError
 from ..knobs import knob
 from .base import Built, Scenario, register
 from .random import uniform_draw
@@ -16,6 +17,13 @@ class RandomN(Scenario):
     @dataclass
     class Options:
         n: int = knob(100, low=1, help="training points forgotten")
+
+    def plan(self, options, dataset, dataset_cfg, sizes, where):
+        total = int(sizes.train.sum())
+        if options.n >= total:
+            raise SizeError(f"{where}.n: {options.n} is not below the {total} training images of dataset {dataset} "
+                              f"(something must be retained); give n <= {total - 1}")
+        return options.n
 
     def build(self, data, options, rng):
         total = len(data.labels("train"))
