@@ -10,7 +10,7 @@ passes):
     θ ← SGD step on CE(f_θ(x), ŷ)                                              (lr 1e-5, momentum 0.9)
 
 f₀ is a frozen copy of the original model in eval mode (the neighbour search always uses the original), f_θ the
-model in train mode; b = 0.1. ŷ may equal y where the attack fails (as in the reference). The reference
+model in train mode (`mode`; eval keeps batch-norm statistics); b = 0.1. ŷ may equal y where the attack fails (as in the reference). The reference
 de-normalises with hard-coded CIFAR-10 statistics (with a typo, mean 0.2265 for blue) whatever the data's
 normalisation was; ours takes pixels as the data are stored (uint8 / 255) and the model's own normalisation, i.e.
 the attack as meant: with a model that takes [0, 1] pixels the two agree exactly (benchmarks/reference_baselines.py).
@@ -52,6 +52,8 @@ class BoundaryShrink(UnlearningMethod):
         batch_size: int = knob(64, low=1, help="reference: 64")
         lr: float = knob(1e-5, low=0.0, low_open=True, help="SGD learning rate (reference: 1e-5)")
         momentum: float = knob(0.9, low=0.0, high=1.0, help="reference: 0.9")
+        mode: str = knob("train", choices=("train", "eval"),
+                         help="mode of the model being updated (reference: train; eval keeps batch-norm statistics)")
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
@@ -67,7 +69,7 @@ class BoundaryShrink(UnlearningMethod):
                 _, nearest = fgsm_neighbours(original, x.float() / 255.0, y, k.bound)
                 flipped += int((nearest != y).sum())
                 seen += len(y)
-                model.train()
+                model.train(k.mode == "train")
                 loss = F.cross_entropy(model(x), nearest)
                 optimizer.zero_grad()
                 loss.backward()
