@@ -105,6 +105,13 @@ def bias_setup(tmp_path_factory, digits_source, default_config) -> Setup:
                  {"pattern_fraction": 0.1, "oracle": "decorrelated"})
 
 
+@pytest.fixture(scope="session")
+def full_class_setup(tmp_path_factory, digits_source, default_config) -> Setup:
+    """Digits, small CNN, forget every training image of class 3 (JiT's full-class scenario at CPU scale)."""
+    cfg = _defaults(default_config["datasets"]["digits"])
+    return Setup(tmp_path_factory.mktemp("full_class"), digits_source, cfg, "full_class", {"forget_class": 3})
+
+
 def _defaults(dataset_cfg: dict) -> dict:
     """A dataset entry with the schema's defaults filled in (as the workflow sees it)."""
     from snakemake.utils import validate

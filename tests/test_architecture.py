@@ -45,7 +45,8 @@ def test_parsing_the_default_config_imports_no_torch():
 def test_registries_find_every_module_on_disk():
     from unlearnbench import methods, scenarios
 
-    method_files = {p.stem for p in (ROOT / "src/unlearnbench/methods").glob("*.py") if p.stem not in ("__init__", "base")}
+    method_files = {p.stem for p in (ROOT / "src/unlearnbench/methods").glob("*.py")
+                    if p.stem not in ("__init__", "base") and not p.stem.startswith("_")}  # _common: shared helpers
     assert set(methods.MODULES) == method_files
     assert {"sparsity", "uib"} <= set(methods.WRAPPERS) and "finetune" in methods.REGISTRY
     scenario_files = {p.stem for p in (ROOT / "src/unlearnbench/scenarios").glob("*.py") if p.stem not in ("__init__", "base")}

@@ -16,7 +16,10 @@ TEST_F1_FLOOR = 0.90  # the baseline reaches ~0.98 on this setup; unlearning may
 # (scale 1000, damping 0.01) is chosen to stay stable in the bias scenario and barely moves this setup, so the
 # test uses the stronger, still convergent scale 50 / damping 0.02 (effective ridge λ = 1).
 CORE_METHODS = ["finetune", "gradient_ascent", "influence", "jit"]
-TEST_OVERRIDES = {"influence": {"scale": 50.0, "damping": 0.02}}
+# jit: config.yaml's entry (lr 0.005, batch 32) was set for the earlier mean-over-batch form; with the authors' form
+# (now the default: summed over the batch) it over-steps (forget accuracy 1.0 → 0.27 against the oracle's 0.98), so
+# the test runs the paper's full-class VGG11 values, proposed for config.yaml (issue 12)
+TEST_OVERRIDES = {"influence": {"scale": 50.0, "damping": 0.02}, "jit": {"lr": 0.0003, "sigma": 0.5, "batch_size": 128}}
 
 
 @pytest.fixture(scope="module")

@@ -233,6 +233,8 @@ def test_every_rule_calls_its_target_by_keyword():
     (lambda c: c["methods"]["finetune"].update(lr=-0.1), "methods.finetune.lr"),
     (lambda c: c["scenarios"]["random"].update(fraction=1.5), "fraction"),
     (lambda c: c["datasets"]["digits"].update(source="imagenet"), "source"),
+    # GKT is defined for full_class only; the default's scenarios are bias and random
+    (lambda c: c["methods"].update(gkt={"method": "gkt"}), "methods.gkt.method"),
 ])
 def test_bad_config_stops_before_any_job_and_names_the_key(tmp_path, mutate, key):
     workdir = _copy_workflow(tmp_path)

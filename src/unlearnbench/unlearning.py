@@ -13,7 +13,7 @@ from .experiment import ExperimentData
 from .logs import get_logger
 from .methods import UnlearnContext, UnlearnData, build_method
 from .scenarios import ForgetRequest
-from .training import load_model, save_model
+from .training import load_model, new_model, save_model
 
 
 def method_inputs(method, data: ExperimentData, request: ForgetRequest, dev) -> UnlearnData:
@@ -67,7 +67,8 @@ def run_unlearning(*, experiment: str, request: str, start: str, model: str, run
     probe(0, net)
     before = copy.deepcopy(net.state_dict())
     generator = engine.seed_everything(seeds.derive(seed, "unlearn"))
-    ctx = UnlearnContext(dev, generator, log=log_fn, on_iteration=probe, start_meta=start_meta)
+    ctx = UnlearnContext(dev, generator, log=log_fn, on_iteration=probe, start_meta=start_meta,
+                         model_factory=lambda: new_model(data, start_meta["model_cfg"]))
     log_fn(f"unlearning with {spec['method']} {spec['knobs']} in setting {spec['setting']} {spec['setting_knobs']} "
            f"on {req.scenario}, seed {seed}")
     stop = _timed(dev)

@@ -4,10 +4,10 @@ Adding a method: one new module here with a @register class; it is found on disk
 """
 from ..registry import discover
 from .base import (DATA_KINDS, REGISTRY, STANDARD, WRAPPERS, ConfigError, UndeclaredReadError, UnlearnContext,
-                   UnlearnData, UnlearningMethod, Wrapper, build_method, make_knobs, make_setting_knobs)
+                   UnlearnData, UnlearningMethod, Wrapper, build_method, make_knobs, make_setting_knobs, zero_shot)
 
 MODULES = discover(__name__)
 
 __all__ = ["DATA_KINDS", "MODULES", "REGISTRY", "STANDARD", "WRAPPERS", "ConfigError", "UndeclaredReadError",
            "UnlearnContext", "UnlearnData", "UnlearningMethod", "Wrapper", "build_method", "make_knobs",
-           "make_setting_knobs"]
+           "make_setting_knobs", "zero_shot"]

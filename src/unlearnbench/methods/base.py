@@ -103,15 +103,27 @@ class UnlearnContext:
     """
 
     def __init__(self, device, generator, log: Callable[[str], None] = print,
-                 on_iteration: Callable[[int, object], None] | None = None, start_meta: dict | None = None):
+                 on_iteration: Callable[[int, object], None] | None = None, start_meta: dict | None = None,
+                 model_factory: Callable[[], object] | None = None):
         self.device = device
         self.generator = generator
         self.log = log
         self.start_meta = start_meta or {}
         self._on_iteration = on_iteration
+        self._model_factory = model_factory
         self._before: list[Callable[[object], None]] = []
         self.excluded_seconds = 0.0
         self.iterations = 0
+
+    def fresh_model(self):
+        """A newly built, randomly initialised model of the starting model's architecture (same `model` config,
+        same data statistics), on `device`, in train mode. Its initial weights come from torch's global RNG, which
+        the runner seeds per job (so they are reproducible). For methods that need an untrained network of the
+        same architecture (Bad Teacher's incompetent teacher)."""
+        if self._model_factory is None:
+            raise RuntimeError("this UnlearnContext has no model_factory: pass model_factory=... (the runner builds "
+                               "it from the starting checkpoint's model config)")
+        return self._model_factory().to(self.device).train()
 
     def before_iteration(self, hook: Callable[[object], None]):
         """Run `hook(model)` at every iteration, before the probe; returns a function that removes it."""
@@ -173,6 +185,44 @@ class Wrapper(UnlearningMethod):
         self.inner.unlearn(model, data.restrict(self.inner.reads, owner=f"method {self.inner.name!r}"), ctx)
 
 
+def zero_shot(method) -> bool:
+    """Zero-shot in JiT's sense (Foster et al. 2025, the "ZS" column): the method reads the forget set only (its
+    images and their labels, which the forget request itself names), never retain or counterfactual data.
+    Derived from the declared `reads` (a class or an instance; a wrapper: pass the instance), which the runner
+    enforces (UndeclaredReadError)."""
+    return frozenset(method.reads) <= {"forget"}
+
+
+class LayerOutputs:
+    """Records the outputs of a model's layers of the given types, in forward order, while active:
+
+        with LayerOutputs(model, (nn.Conv2d,)) as acts:
+            logits = model.forward_normalized(x)
+        acts.outputs  # [output of the first Conv2d, ...] of that forward pass (cleared on every `clear()`)
+
+    A forward hook per matching module (no change to the model's code), removed on exit. For methods that compare
+    intermediate activations (GKT's attention transfer)."""
+
+    def __init__(self, model, layer_types: tuple):
+        self.modules = [m for m in model.modules() if isinstance(m, layer_types)]
+        self.outputs: list = []
+        self._handles: list = []
+
+    def clear(self) -> list:
+        out, self.outputs = self.outputs, []
+        return out
+
+    def __enter__(self):
+        self._handles = [m.register_forward_hook(lambda _m, _i, out: self.outputs.append(out)) for m in self.modules]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        return False
+
+
 REGISTRY: dict[str, type[UnlearningMethod]] = {}
 WRAPPERS: dict[str, type[Wrapper]] = {}
 STANDARD = "standard"  # the setting without a wrapper
@@ -226,6 +276,6 @@ def build_method(method: str, values: dict | None = None, where: str = "methods"
     return inner if setting == STANDARD else WRAPPERS[setting](inner, s_knobs)
 
 
-__all__ = ["DATA_KINDS", "REGISTRY", "SGDKnobs", "STANDARD", "WRAPPERS", "ConfigError", "UndeclaredReadError", "UnlearnContext",
+__all__ = ["DATA_KINDS", "LayerOutputs", "REGISTRY", "SGDKnobs", "STANDARD", "WRAPPERS", "ConfigError", "UndeclaredReadError", "UnlearnContext",
            "UnlearnData", "UnlearningMethod", "Wrapper", "build_method", "engine", "knob", "make_knobs",
-           "make_setting_knobs", "register", "torch"]
+           "make_setting_knobs", "register", "torch", "zero_shot"]

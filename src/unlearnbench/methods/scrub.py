@@ -49,6 +49,8 @@ class Scrub(UnlearningMethod):
         weight_decay: float = knob(5e-4, low=0.0)
         batch_size: int = knob(128, low=1, help="sgda_batch_size (retain)")
         forget_batch_size: int = knob(32, low=1, help="del_batch_size (forget)")
+        clip_norm: float = knob(0.0, low=0.0, help="clip the gradient norm before every step (0: off; JiT's "
+                                                   "full-class copy of SCRUB clips to 1)")
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
@@ -71,6 +73,8 @@ class Scrub(UnlearningMethod):
                     loss = -distill_kl(model(xb), t_logits, k.temperature)
                     optimizer.zero_grad()
                     loss.backward()
+                    if k.clip_norm:
+                        torch.nn.utils.clip_grad_norm_(optimizer.params, k.clip_norm)
                     optimizer.step()
                     max_loss = -loss.item()
             for idx in engine.batches(len(x_r), k.batch_size, ctx.generator, device=x_r.device):
@@ -81,6 +85,8 @@ class Scrub(UnlearningMethod):
                 loss = k.gamma * F.cross_entropy(logits, yb) + k.alpha * distill_kl(logits, t_logits, k.temperature)
                 optimizer.zero_grad()
                 loss.backward()
+                if k.clip_norm:
+                    torch.nn.utils.clip_grad_norm_(optimizer.params, k.clip_norm)
                 optimizer.step()
             ctx.log(f"epoch {epoch}/{k.sgda_epochs} lr {optimizer.lr:.3g} forget KL {max_loss:.4f} "
                     f"retain loss {loss.item():.4f}")
