@@ -21,6 +21,7 @@ from unlearnbench.pruning import global_magnitude_masks
 from unlearnbench.scenarios import ForgetRequest
 
 TEST_F1_FLOOR = 0.80   # baseline on this setup is ~0.95; an unlearning method may cost at most ~15 points here
+FISHER_NEW_ALPHA = 1e-5  # config/paper_uib_methods.yaml (digits scale; docs/methods.md, SR)
 
 # small knobs: the setup has ~1200 training images; defaults are the papers' (docs/methods.md)
 FAST = {
