@@ -64,10 +64,10 @@ SPARSE_REWIND = bool((config.get("sparse_baseline") or {}).get("rewind", True)) 
 
 
 def sparse_rewind_epoch(wildcards):
-    """The rewind epoch k of a dataset (training.rewind_epoch), None without rewinding."""
+    """The rewind epoch k of a dataset (pruning.rewind_epoch), None without rewinding."""
     if not SPARSE_REWIND:
         return None
-    from unlearnbench.training import rewind_epoch
+    from unlearnbench.pruning import rewind_epoch
 
     return rewind_epoch(int(config["datasets"][wildcards.dataset]["train"]["epochs"]),
                         (config.get("sparse_baseline") or {}).get("rewind_epoch"))

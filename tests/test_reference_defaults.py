@@ -306,6 +306,9 @@ def test_rewind_epoch_scales_unlearn_sparse_8_of_182():
 
     assert rewind_epoch(182) == 8 and rewind_epoch(20) == 1 and rewind_epoch(8) == 1 and rewind_epoch(400) == 18
     assert rewind_epoch(20, 3) == 3
+    from unlearnbench.errors import ConfigError
+    with pytest.raises(ConfigError, match="sparse_baseline.rewind_epoch"):
+        rewind_epoch(1)
 
 
 def test_sparse_baseline_rewinds_to_the_epoch_k_state(random_setup, monkeypatch, tmp_path):

@@ -15,6 +15,7 @@ from .evaluate import save_run
 from .experiment import ExperimentData
 from .logs import get_logger
 from .models import build_model
+from .pruning import rewind_epoch  # noqa: F401  (the rewind epoch of the sparse baseline)
 from .scenarios import ForgetRequest
 
 
@@ -41,18 +42,6 @@ def _train_cfg(training: dict) -> engine.TrainConfig:
 def _val_acc(model, data: ExperimentData, dev) -> float:
     x_val, y_val = engine.to_device(data.images("val"), data.labels("val"), dev)
     return float((engine.predict_logits(model, x_val).argmax(1) == y_val.cpu()).float().mean())
-
-
-# Unlearn-Sparse's OMP rewinds to epoch 8 of its 182 training epochs (main_imp.py --rewind_epoch 8)
-REWIND_EPOCH, REWIND_OF = 8, 182
-
-
-def rewind_epoch(epochs: int, configured: int | None = None) -> int:
-    """The sparse baseline's rewind epoch k: `configured`, else Unlearn-Sparse's 8/182 of the dataset's training
-    epochs, rounded, at least 1 (20 epochs -> 1)."""
-    if configured is not None:
-        return int(configured)
-    return max(1, round(REWIND_EPOCH * epochs / REWIND_OF))
 
 
 def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device: str, threads: int, log,

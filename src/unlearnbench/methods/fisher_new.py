@@ -8,7 +8,8 @@ AdityaGolatkar/SelectiveForgetting@4c02825, Forgetting.ipynb).
        F = (1/#batches) Σ_B Σ_y  p̄_B(y) · (∇_θ ℓ̄_B(y))²,
        p̄_B(y) = mean_{x∈B} softmax(f(x))_y,   ℓ̄_B(y) = mean_{x∈B} CE(f(x), y)  (every label set to y)
    With batch size 1 this is Golatkar's exact diagonal of the model Fisher E_x E_{y~p(·|x)}[(∇ log p(y|x))²]; with
-   32 it is the mean over batches of squared batch-mean gradients (about 1/32 of it for uncorrelated samples).
+   32 it is the mean over batches of squared batch-mean gradients, which are coherent within a batch (on the digits
+   model 14–35× the per-sample F, docs/methods.md), so the batch-32 form adds much less noise at a given α.
 2. Per parameter tensor p: v = min(1/(F + 1e-8), 1e3), and ≤ 1e2 if p's first dimension is the number of classes C;
    v ← α·v; for p.ndim > 1, v ← its mean over dimension 1 (one value per output row of a linear layer, per
    (out, kh, kw) of a conv); the mean μ = the current weights; v ← 10·v if p's first dimension is C (the last
