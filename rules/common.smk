@@ -56,6 +56,23 @@ def sparse_retrain_epochs(wildcards):
     return int(config["datasets"][wildcards.dataset]["train"]["epochs"] if epochs is None else epochs)
 
 
+# The sparse baseline rewinds to the dense baseline's epoch-k state (sparse_baseline.rewind): then, and only when a
+# run starts from the sparse baseline, the baseline job also saves that state.
+SPARSE_REWIND = bool((config.get("sparse_baseline") or {}).get("rewind", True)) and any(
+    PLAN.job(run, dataset, scenario)["start"] == "sparse_baseline"
+    for dataset, scenario in PLAN.experiments for run in PLAN.runs_for(scenario))
+
+
+def sparse_rewind_epoch(wildcards):
+    """The rewind epoch k of a dataset (pruning.rewind_epoch), None without rewinding."""
+    if not SPARSE_REWIND:
+        return None
+    from unlearnbench.pruning import rewind_epoch
+
+    return rewind_epoch(int(config["datasets"][wildcards.dataset]["train"]["epochs"]),
+                        (config.get("sparse_baseline") or {}).get("rewind_epoch"))
+
+
 def run_job(wildcards):
     """What an unlearning job runs (config.RunSpec.job): method, setting, knobs, starting model, code hash."""
     return PLAN.job(wildcards.run, wildcards.dataset, wildcards.scenario)

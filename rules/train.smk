@@ -7,8 +7,11 @@ rule baseline:
         experiment=rules.prepare_experiment.output.experiment,
     output:
         model=f"{RESULTS}/{{dataset}}/baseline/seed{{seed}}/model.pt",
+        # the sparse baseline's rewind point (sparse_baseline.rewind): the state after epoch rewind_epoch
+        **({"rewind": f"{RESULTS}/{{dataset}}/baseline/seed{{seed}}/rewind.pt"} if SPARSE_REWIND else {}),
     params:
         training=training_params,
+        rewind_epoch=sparse_rewind_epoch,
         seed=lambda wc: int(wc.seed),
         device=config["device"],
         code=CODE["training"],
@@ -53,13 +56,15 @@ rule retrain_oracle:
 
 
 # The Sparsity setting's starting model (Unlearn-Sparse OMP): the dense baseline pruned one-shot to the run's
-# sparsity and retrained on the full training set with the mask fixed; one per (dataset, sparsity, seed),
+# sparsity, rewound to the baseline's epoch-k state (sparse_baseline.rewind) and retrained on the full training set
+# with the mask fixed; one per (dataset, sparsity, seed),
 # shared by every sparsity run and both scenarios. Its params hold only the dataset's recipe and the retrain
 # epochs, so no method knob reruns it. Runs ask for it through their wrapper's declared `start`.
 rule sparse_baseline:
     input:
         experiment=rules.prepare_experiment.output.experiment,
         dense=rules.baseline.output.model,
+        **({"rewind": rules.baseline.output.rewind} if SPARSE_REWIND else {}),
     output:
         model=f"{RESULTS}/{{dataset}}/sparse_baseline/sparsity{{sparsity}}/seed{{seed}}/model.pt",
     wildcard_constraints:
@@ -68,6 +73,7 @@ rule sparse_baseline:
         training=training_params,
         sparsity=lambda wc: float(wc.sparsity),
         epochs=sparse_retrain_epochs,
+        rewind_epoch=sparse_rewind_epoch,
         seed=lambda wc: int(wc.seed),
         device=config["device"],
         code=CODE["training"],

@@ -102,10 +102,16 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
         scenario, setting = cells[0] or scenario, cells[1] or setting
         rows.add((scenario, setting, cells[2]))
         assert "--" not in cells[3:], line
+    from unlearnbench.tables import METHOD_NAMES, SETTING_NAMES
+
+    configured = {(SETTING_NAMES[spec.get("setting", "standard")], METHOD_NAMES.get(spec["method"], spec["method"]))
+                  for spec in config["methods"].values()}
     for scenario in ("Patterns and Biases", "Random Data Points"):
         assert (scenario, "Standard", "Retrain") in rows
         for setting in ("Standard", "Sparsity", "UIB"):
-            assert {(scenario, setting, m) for m in ("FT", "SR", "IF")} <= rows, (scenario, setting)
+            # UIB Table 1's FT, SR (fisher_new) and IF rows where the config runs them, and every other run's row
+            expected = {(scenario, setting, m) for s, m in configured if s == setting}
+            assert expected and expected <= rows, (scenario, setting, expected - rows)
     assert (results / "logs/job_server.log").exists()  # the local run forked its jobs from the job server
     stats = pd.read_csv(results / "summary/stats.csv")
     assert {"pvalue", "pvalue_holm", "rank_biserial", "n", "note"} <= set(stats.columns)

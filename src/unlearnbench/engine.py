@@ -79,6 +79,9 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
+    # plain (heavy-ball) momentum as torch.optim.SGD's default and the reference codes (Unlearn-Sparse, SCRUB, JiT);
+    # True: Nesterov's variant (docs/methods.md, "Momentum")
+    nesterov: bool = False
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
     schedule: str = "onecycle"
@@ -88,6 +91,9 @@ class TrainConfig:
     # to help and costs seconds of compilation plus ~1.4 s of torch._dynamo import per process); off by
     # default until the H100 benchmark (benchmarks/train_speed.py --compile) shows it pays for its compile time.
     compile: bool = False
+    # drop a short final minibatch (fixed batch shapes for training and torch.compile); unlearning methods keep it,
+    # as the reference codes' DataLoaders do
+    drop_last: bool = True
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None, *, shuffle: bool = True,
@@ -145,7 +151,7 @@ class SGD:
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> SGD:
     return SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-               nesterov=cfg.momentum > 0)
+               nesterov=cfg.nesterov and cfg.momentum > 0)
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -175,6 +181,7 @@ def train(
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
+    first_epoch: int = 0,
 ) -> list[dict]:
     """Minimise cross-entropy on (x, y); returns per-epoch history.
 
@@ -184,15 +191,17 @@ def train(
     `seconds`: training time up to the end of that epoch, accumulated across resumes.
     extra_loss / after_step: hooks for regularised methods (ℓ1 sparsity, fixed pruning masks).
     A loss that becomes NaN or infinite raises DivergedError at the end of its epoch (before any checkpoint of it).
+    first_epoch: start the schedule there (epochs first_epoch+1..cfg.epochs are trained, the learning rate continues
+    from step first_epoch·steps_per_epoch): learning-rate rewinding of the sparse baseline (training.py).
     """
     device = x.device
     n = len(x)
-    drop_last = n > cfg.batch_size
-    steps_per_epoch = n // cfg.batch_size if drop_last else 1
+    drop_last = cfg.drop_last and n > cfg.batch_size
+    steps_per_epoch = n // cfg.batch_size if drop_last else -(-n // cfg.batch_size)
     optimizer = make_optimizer(model, cfg)
     total_steps = max(1, cfg.epochs * steps_per_epoch)
     history: list[dict] = []
-    start_epoch = 0
+    start_epoch = first_epoch
     seconds_before = 0.0
     state = checkpoints.load_epoch(checkpoint, fingerprint, log) if checkpoint is not None else None
     if state is not None:

@@ -9,6 +9,22 @@ torch = lazy_import("torch")
 nn = lazy_import("torch.nn")
 
 
+# Unlearn-Sparse's OMP rewinds to epoch 8 of its 182 training epochs (main_imp.py --rewind_epoch 8)
+REWIND_EPOCH, REWIND_OF = 8, 182
+
+
+def rewind_epoch(epochs: int, configured: int | None = None) -> int:
+    """The sparse baseline's rewind epoch k: `configured`, else Unlearn-Sparse's 8/182 of the dataset's training
+    epochs, rounded, at least 1 (20 epochs -> 1). ConfigError unless 1 <= k < epochs. Torch-free (the rules call it)."""
+    from .errors import ConfigError
+
+    k = int(configured) if configured is not None else max(1, round(REWIND_EPOCH * epochs / REWIND_OF))
+    if not 1 <= k < epochs:
+        raise ConfigError(f"sparse_baseline.rewind_epoch: {k} must be in 1..{epochs - 1} (the dataset's train.epochs, "
+                          f"{epochs}, minus one); set another rewind_epoch or sparse_baseline.rewind: false")
+    return k
+
+
 class SparseModelError(ValueError):
     """The starting model of a sparsity run is not the sparse baseline it should be."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import torch
 
@@ -14,6 +15,7 @@ from .evaluate import save_run
 from .experiment import ExperimentData
 from .logs import get_logger
 from .models import build_model
+from .pruning import rewind_epoch  # noqa: F401  (the rewind epoch of the sparse baseline)
 from .scenarios import ForgetRequest
 
 
@@ -43,7 +45,7 @@ def _val_acc(model, data: ExperimentData, dev) -> float:
 
 
 def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device: str, threads: int, log,
-         checkpoint_path: str, request: dict | None) -> tuple[torch.nn.Module, dict]:
+         checkpoint_path: str, request: dict | None, on_epoch_end=None) -> tuple[torch.nn.Module, dict]:
     engine.configure_threads(threads)
     dev = engine.resolve_device(device)
     generator = engine.seed_everything(seeds.derive(seed, "train"))
@@ -54,7 +56,8 @@ def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device
                                    request=request, seed=seed, n=len(x))
     try:
         history = engine.train(model, x, y, _train_cfg(training), generator=generator, log=log,
-                               checkpoint=checkpoint_path, fingerprint=stamp)
+                               checkpoint=checkpoint_path, fingerprint=stamp,
+                               on_epoch_end=on_epoch_end)
     except engine.DivergedError as exc:
         raise engine.DivergedError(f"{exc}; no model was saved. Lower this dataset's learning rate "
                                    f"(datasets.<name>.train.lr in the config; now {training['train'].get('lr')}) "
@@ -66,11 +69,28 @@ def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device
 
 
 def train_baseline(*, experiment: str, model: str, training: dict, seed: int, device: str, threads: int,
-                   log: str | None = None) -> dict:
-    """Rule baseline: a model trained from scratch on the full training set."""
+                   rewind: str | None = None, rewind_epoch: int | None = None, log: str | None = None) -> dict:
+    """Rule baseline: a model trained from scratch on the full training set. With `rewind` (a path) it also saves
+    its state at the end of epoch `rewind_epoch`, the rewind point of the sparse baseline (Unlearn-Sparse's OMP)."""
     data = ExperimentData.load(experiment)
+    log_fn = get_logger(log).info
+    on_epoch_end = None
+    if rewind is not None:
+        epochs = int(training["train"]["epochs"])
+        if rewind_epoch is None or not 1 <= rewind_epoch < epochs:
+            raise ValueError(f"sparse_baseline.rewind_epoch: {rewind_epoch} must be in 1..{epochs - 1} (the training "
+                             f"epochs of this dataset, {epochs}, minus one)")
+
+        def on_epoch_end(epoch, net):
+            if epoch == rewind_epoch:
+                save_model(rewind, net, data, training["model"], {"seed": seed, "epoch": epoch, "rewind_of": epochs})
+                log_fn(f"saved the epoch-{epoch} state to {rewind} (sparse baseline rewind point)")
+
     net, meta = _fit(data, data.images("train"), data.labels("train"), training, seed, device, threads,
-                     get_logger(log).info, model + ".epoch", request=None)
+                     log_fn, model + ".epoch", request=None, on_epoch_end=on_epoch_end)
+    if rewind is not None and not Path(rewind).exists():
+        raise checkpoint.CheckpointError(f"{rewind}: the epoch-{rewind_epoch} state was not saved (training resumed "
+                                         f"after that epoch from {model}.epoch); delete {model}.epoch and rerun")
     save_model(model, net, data, training["model"], meta)
     checkpoint.remove_epoch(model + ".epoch")
     return meta
@@ -95,10 +115,17 @@ def train_oracle(*, experiment: str, request: str, model: str, run: str, outputs
 
 
 def train_sparse_baseline(*, experiment: str, dense: str, model: str, training: dict, sparsity: float, epochs: int,
-                          seed: int, device: str, threads: int, log: str | None = None) -> dict:
+                          seed: int, device: str, threads: int, rewind: str | None = None,
+                          rewind_epoch: int | None = None, log: str | None = None) -> dict:
     """Rule sparse_baseline, Unlearn-Sparse's sparse "original" (Jia, Liu et al. 2023, OMP): one-shot global
     magnitude pruning of the dense baseline's conv weights to `sparsity`, then retraining on the full training set
-    with the mask fixed (the dataset's training recipe, `epochs` epochs, starting from the pruned trained weights).
+    with the mask fixed, with the dataset's training recipe over `epochs` epochs.
+
+    With `rewind` (the dense baseline's state after epoch `rewind_epoch` = k, saved by rule baseline): weight and
+    learning-rate rewinding as Unlearn-Sparse's `--prune_type rewind_lt --rewind_epoch 8`: the mask comes from the
+    final dense weights, then every weight and buffer is reset to its epoch-k value, the mask applied, and the
+    schedule continues from epoch k (epochs k+1..`epochs` are trained). Without it: retraining starts from the
+    pruned trained weights, the schedule from its start (all `epochs`).
     The masks are saved in the checkpoint meta (`sparse_masks`: conv weight name → bool mask); the model's pruned
     weights are exactly 0."""
     log_fn = get_logger(log).info
@@ -112,18 +139,36 @@ def train_sparse_baseline(*, experiment: str, dense: str, model: str, training: 
     n = sum(m.numel() for _, m in pairs)
     n_pruned = n - sum(int(m.sum()) for _, m in pairs)
     pruned_acc = _val_acc(net, data, dev)
+    first_epoch, rewound_acc = 0, None
+    if rewind is not None:
+        if rewind_epoch is None or not 1 <= rewind_epoch < epochs:
+            raise ValueError(f"sparse_baseline.rewind_epoch: {rewind_epoch} must be in 1..{epochs - 1} (the sparse "
+                             f"baseline's retraining epochs, {epochs}, minus one)")
+        early, early_meta = load_model(rewind, data, dev)
+        if early_meta.get("epoch") != rewind_epoch:
+            raise checkpoint.CheckpointError(f"{rewind}: holds epoch {early_meta.get('epoch')}, the run asks to rewind "
+                                             f"to epoch {rewind_epoch}; delete it and rerun the baseline")
+        net.load_state_dict(early.state_dict())  # copies into the same tensors: `pairs` still points at them
+        with torch.no_grad():
+            for w, m in pairs:
+                w.mul_(m)
+        first_epoch = rewind_epoch
+        rewound_acc = _val_acc(net, data, dev)
     log_fn(f"pruned conv weights to sparsity {n_pruned / n:.4f} ({n_pruned}/{n}); validation accuracy "
-           f"{dense_acc:.4f} dense -> {pruned_acc:.4f} pruned; retraining {epochs} epochs with the mask fixed")
+           f"{dense_acc:.4f} dense -> {pruned_acc:.4f} pruned"
+           + (f" -> {rewound_acc:.4f} rewound to epoch {first_epoch}" if rewind is not None else "")
+           + f"; retraining epochs {first_epoch + 1}..{epochs} with the mask fixed")
     remask, remove = pruning.fix_masks(pairs)
     generator = engine.seed_everything(seeds.derive(seed, "sparse_retrain"))
     cfg = dataclasses.replace(_train_cfg(training), epochs=epochs)
     stamp = checkpoint.fingerprint(train=dataclasses.asdict(cfg), model=training["model"],
                                    data=data.manifest["sha256"], dense=checkpoint.file_sha256(dense), sparsity=sparsity,
-                                   seed=seed)
+                                   seed=seed, rewind=None if rewind is None else checkpoint.file_sha256(rewind),
+                                   rewind_epoch=first_epoch)
     t0 = time.perf_counter()
     try:
         history = engine.train(net, x, y, cfg, generator=generator, log=log_fn, checkpoint=model + ".epoch",
-                               fingerprint=stamp, after_step=remask) if epochs > 0 else []
+                               fingerprint=stamp, after_step=remask, first_epoch=first_epoch) if epochs > 0 else []
     finally:
         remove()
     remask()
@@ -135,7 +180,8 @@ def train_sparse_baseline(*, experiment: str, dense: str, model: str, training: 
     log_fn(f"retrained in {seconds:.1f}s, validation accuracy {acc:.4f}")
     masks = {name: m.detach().bool().cpu() for name, (_, m) in zip(pruning.conv_weight_names(net), pairs)}
     meta = {"seed": seed, "train_seconds": seconds, "val_acc": acc, "history": history, "n_train": len(x),
-            "sparsity": sparsity, "n_pruned": n_pruned, "n_conv_weights": n, "retrain_epochs": epochs,
+            "sparsity": sparsity, "n_pruned": n_pruned, "n_conv_weights": n, "retrain_epochs": epochs - first_epoch,
+            "rewind_epoch": first_epoch if rewind is not None else None, "rewound_val_acc": rewound_acc,
             "dense_val_acc": dense_acc, "pruned_val_acc": pruned_acc, "sparse_masks": masks,
             "dense_train_seconds": dense_meta.get("train_seconds")}
     save_model(model, net, data, dense_meta["model_cfg"], meta)

@@ -37,18 +37,21 @@ DATA_KINDS = frozenset({"forget", "retain", "forget_counterfactual", "retain_att
 
 @dataclass
 class SGDKnobs:
-    """The knobs of every method that fine-tunes with engine.train (FT, RL, ℓ1-sparse): Unlearn-Sparse's
-    recipe, SGD with a constant learning rate."""
+    """The knobs of every method that fine-tunes with engine.train (FT, RL, ℓ1-sparse): Unlearn-Sparse's recipe
+    (arg_parser defaults and README runs, unlearn/impl.py): SGD with plain momentum 0.9, coupled weight decay 5e-4,
+    a constant learning rate, batch 256, shuffled, the last short batch kept (their DataLoader)."""
 
     epochs: int = knob(10, low=1)
     lr: float = knob(0.01, low=0.0, low_open=True)
-    batch_size: int = knob(64, low=1)
+    batch_size: int = knob(256, low=1)
     momentum: float = knob(0.9, low=0.0, high=1.0)
+    nesterov: bool = knob(False, help="Nesterov momentum (the references use plain momentum)")
     weight_decay: float = knob(5e-4, low=0.0)
 
     def train_config(self):
         return engine.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
-                                  weight_decay=self.weight_decay, schedule="constant")
+                                  nesterov=self.nesterov, weight_decay=self.weight_decay, schedule="constant",
+                                  drop_last=False)
 
 
 class UndeclaredReadError(PermissionError):

@@ -7,7 +7,7 @@
 ε = 1e-8 and clip = 1e-3 as there; parameters whose last dimension equals the number of classes (the
 classifier's bias, as their `parameter.shape[-1] == 10` test) get `head_multiplier` (10) × the noise.
 The model is in eval mode (their fisher_information_martix). Per-sample gradients with torch.func.vmap.
-α default 0.2 is the Unlearn-Sparse README value.
+α default 0.2 is the Unlearn-Sparse arg_parser default (their README passes ${alpha}).
 """
 from __future__ import annotations
 

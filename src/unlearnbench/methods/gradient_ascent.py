@@ -1,4 +1,14 @@
-"""GA: gradient ascent on the forget set's cross-entropy (Thudi et al. 2022; Graves et al. 2021)."""
+"""GA: gradient ascent on the forget set's cross-entropy (Thudi et al. 2022; Graves et al. 2021), as in Unlearn-Sparse
+(Jia, Liu et al. 2023, unlearn/GA.py with unlearn/impl.py, commit 80ba55d):
+
+    per forget minibatch: loss = −CE(f(x), y) (batch mean), one SGD descent step on it
+
+SGD with plain momentum 0.9 and coupled weight decay 5e-4 (their optimiser is the same for every method, so the decay
+stays on while ascending), constant lr; the model in train mode (batch-norm uses and updates the forget batches'
+statistics); batch 256, shuffled, last short batch kept; their README's GA run: lr 1e-4, 5 epochs. Knobs:
+`mode: eval` keeps batch-norm in eval mode (running statistics of the training data, this module's earlier
+behaviour), `weight_decay: 0` drops the decay.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,18 +26,21 @@ class GradientAscent(UnlearningMethod):
 
     @dataclass
     class Knobs:
-        epochs: int = knob(2, low=1)
-        lr: float = knob(0.005, low=0.0, low_open=True)
-        batch_size: int = knob(64, low=1)
+        epochs: int = knob(5, low=1)
+        lr: float = knob(1e-4, low=0.0, low_open=True)
+        batch_size: int = knob(256, low=1)
         momentum: float = knob(0.9, low=0.0, high=1.0)
+        nesterov: bool = knob(False, help="Nesterov momentum (Unlearn-Sparse uses plain momentum)")
+        weight_decay: float = knob(5e-4, low=0.0, help="coupled L2 weight decay (Unlearn-Sparse keeps 5e-4 on)")
+        mode: str = knob("train", choices=("train", "eval"), help="batch-norm mode during the ascent")
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
         x, y = data.forget
-        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum)
+        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum, weight_decay=k.weight_decay,
+                               nesterov=k.nesterov)
         for epoch in range(k.epochs):
-            # eval mode: batch-norm statistics stay those of the training data, not of the forget set
-            model.eval()
+            model.train(k.mode == "train")
             for idx in engine.batches(len(x), k.batch_size, ctx.generator, device=x.device):
                 loss = -F.cross_entropy(model(x[idx]), y[idx])
                 optimizer.zero_grad()

@@ -6,7 +6,11 @@ Removing ΔD (random scenario) or replacing its points z by z̃ with the pattern
 in eval mode; H⁻¹v comes from LiSSA (Agarwal et al. 2017), the recursion of UIB §3.2:
     h_0 = v,  h_j = v + (1 − damping) h_{j−1} − H_j h_{j−1} / scale,   H⁻¹v ≈ h_depth / scale,
 with H_j the Hessian on a fresh retain mini-batch. It converges to (H + damping·scale·I)⁻¹ v when
-scale exceeds H's largest eigenvalue; `repeats` independent recursions are averaged.
+scale exceeds H's largest eigenvalue and damping·scale exceeds |H's most negative eigenvalue|, at the rate
+max_i |1 − damping − λ_i/scale| per step (≈ 1 − damping in the flat directions, so depth ≳ 5/damping);
+`repeats` independent recursions are averaged. `scale: 0` (default) sets scale = 1.2 × H's largest eigenvalue,
+estimated by power iteration on a fixed retain sample: the damped step then has λ = damping·scale ≈ 1.2% of the top
+curvature, a lightly damped Newton step (docs/methods.md, IF, for the measurement against exact solves).
 """
 from __future__ import annotations
 
@@ -44,6 +48,19 @@ def lissa_inverse_hvp(batch_loss: Callable, params: Sequence, vector: Sequence, 
     return [r / repeats for r in result]
 
 
+def top_eigenvalue(loss, params: Sequence, generator, iters: int) -> float:
+    """H's largest eigenvalue by power iteration (Rayleigh quotient), H the Hessian of `loss()` (a fixed batch)."""
+    u = [torch.randn(p.shape, generator=generator).to(p.device) for p in params]
+    value = 0.0
+    for _ in range(iters):
+        norm = torch.sqrt(sum((t ** 2).sum() for t in u))
+        u = [t / norm for t in u]
+        hu = hessian_vector_product(loss(), params, u)
+        value = float(sum((a * b).sum() for a, b in zip(u, hu)))
+        u = [t.detach() for t in hu]
+    return value
+
+
 def summed_gradient(model, x, y, params, batch_size: int) -> list:
     """Σ_i ∇ℓ(x_i, y_i) over a set, in eval mode, batched."""
     total = [torch.zeros_like(p) for p in params]
@@ -61,10 +78,13 @@ class InfluenceFunction(UnlearningMethod):
     @dataclass
     class Knobs:
         damping: float = knob(0.01, low=0.0, high=1.0, help="LiSSA damping d: effective λ = d·scale")
-        scale: float = knob(1000.0, low=0.0, low_open=True, help="LiSSA scale: must exceed H's top eigenvalue")
-        depth: int = knob(100, low=1, help="LiSSA recursion steps")
+        scale: float = knob(0.0, low=0.0, help="LiSSA scale: must exceed H's top eigenvalue; 0: 1.2 × that "
+                                               "eigenvalue, estimated by power iteration")
+        depth: int = knob(1000, low=1, help="LiSSA recursion steps (converged after ≈ 5/damping)")
         repeats: int = knob(1, low=1, help="independent LiSSA estimates averaged")
         batch_size: int = knob(128, low=1, help="retain mini-batch for each Hessian-vector product")
+        power_iters: int = knob(20, low=1, help="power-iteration steps of the automatic scale")
+        power_sample: int = knob(1024, low=1, help="retain points (fixed, drawn once) of the automatic scale's H")
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
@@ -83,7 +103,18 @@ class InfluenceFunction(UnlearningMethod):
             idx = idx.to(x_r.device)
             return F.cross_entropy(model(x_r[idx]), y_r[idx])
 
-        step = lissa_inverse_hvp(retain_batch_loss, params, delta, damping=k.damping, scale=k.scale,
+        scale = k.scale
+        if scale == 0:
+            sample = torch.randperm(len(x_r), generator=ctx.generator)[:k.power_sample].to(x_r.device)
+            top = top_eigenvalue(lambda: F.cross_entropy(model(x_r[sample]), y_r[sample]), params, ctx.generator,
+                                 k.power_iters)
+            if not top > 0:
+                raise FloatingPointError(f"influence: the retain Hessian's top eigenvalue estimate is {top}; set "
+                                         f"`scale` by hand")
+            scale = 1.2 * top
+            ctx.log(f"LiSSA scale {scale:.4g} = 1.2 × top Hessian eigenvalue {top:.4g} (power iteration, "
+                    f"{len(sample)} retain points); damped step λ = {k.damping * scale:.4g}")
+        step = lissa_inverse_hvp(retain_batch_loss, params, delta, damping=k.damping, scale=scale,
                                  depth=k.depth, repeats=k.repeats, log=ctx.log)
         with torch.no_grad():
             for p, s in zip(params, step):

@@ -6,7 +6,7 @@ Teacher T = frozen copy of the starting model, student S = the model. With d(x) 
 (DistillKL, temperature τ = kd_T = 4), for epoch e = 1..sgda_epochs:
     if e ≤ msteps:  max-step: one epoch over D_f minimising −d(x)          (forget batches: del_batch_size)
     min-step: one epoch over D_r minimising γ·CE(S(x), y) + α·d(x)          (retain batches: sgda_batch_size)
-SGD (momentum 0.9, weight decay 5e-4) with the learning rate decayed ×0.1 at lr_decay_epochs (their
+SGD (plain momentum 0.9, weight decay 5e-4) with the learning rate decayed ×0.1 at lr_decay_epochs (their
 adjust_learning_rate: lr · 0.1^(number of decay epochs already passed)). The student is in train mode,
 the teacher in eval mode, as in train_distill. Defaults are the repository's (large-scale notebook):
 α = 0.001, γ = 0.99, msteps = 2, sgda_epochs = 3, lr = 0.0005, batch sizes 128 (retain) / 32 (forget).
@@ -46,6 +46,7 @@ class Scrub(UnlearningMethod):
         lr_decay_rate: float = knob(0.1, low=0.0)
         temperature: float = knob(4.0, low=0.0, low_open=True, help="kd_T")
         momentum: float = knob(0.9, low=0.0, high=1.0)
+        nesterov: bool = knob(False, help="Nesterov momentum (their optim.SGD uses plain momentum)")
         weight_decay: float = knob(5e-4, low=0.0)
         batch_size: int = knob(128, low=1, help="sgda_batch_size (retain)")
         forget_batch_size: int = knob(32, low=1, help="del_batch_size (forget)")
@@ -58,7 +59,8 @@ class Scrub(UnlearningMethod):
         for p in teacher.parameters():
             p.requires_grad_(False)
         decay_at = [int(e) for e in str(k.lr_decay_epochs).replace(" ", "").split(",") if e]
-        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum, weight_decay=k.weight_decay)
+        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum, weight_decay=k.weight_decay,
+                               nesterov=k.nesterov)
         x_f, _ = data.forget
         x_r, y_r = data.retain
         for epoch in range(1, k.sgda_epochs + 1):

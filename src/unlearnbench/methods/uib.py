@@ -1,5 +1,5 @@
 """UIB setting: the Unlearning Information Bottleneck (Han et al., UIB §3, Eq. 2, Prop. 1, Algorithm 1) around
-FT, SR or IF, with S_θ = {L−1}, S_R = [L] (Table 3):
+FT, SR (fisher_new; also SCRUB) or IF, with S_θ = {L−1}, S_R = [L] (Table 3):
 
       min  CE_retain(θ)                                        (−I(Y; θ^(L)) lower bound, Q1 = softmax)
          + β · ½‖θ^(L−1) − θ₀^(L−1)‖²                          (UIB_θ^(L−1): Gaussian P vs Gaussian Q at θ₀)
@@ -216,7 +216,8 @@ class _Bottleneck:
 class UIB(Wrapper):
     name = "uib"
     own_reads = frozenset({"forget", "retain", "forget_counterfactual"})
-    supports = frozenset({"finetune", "scrub", "influence"})  # UIB Table 1: FT, SR, IF
+    # UIB Table 1: FT, SR (Fisher scrubbing: fisher_new), IF; and SCRUB, the project's earlier SR
+    supports = frozenset({"finetune", "fisher_new", "influence", "scrub"})
 
     @dataclass
     class Knobs:
