@@ -27,6 +27,7 @@ TARGETS = {
     "statistics": "unlearnbench.report:write_statistics",
     "figures": "unlearnbench.plots:make_figures",
     "tables": "unlearnbench.tables:uib_table",
+    "bias_strength_figure": "unlearnbench.plots:bias_strength_figure",
 }
 PASSED_BY_RUNNER = ("log", "threads")  # not rule keys: the job's log file and its thread count
 PROVENANCE = ("code",)  # rule params that only trigger reruns (the hash of the code a job runs): not passed
