@@ -34,7 +34,6 @@ if workflow.is_main_process:
 
 RESULTS = config["results"]
 SEEDS = PLAN.seeds
-REFERENCES = ["retrain"] + (["original"] if config["report_original"] else [])
 
 # Local runs fork every job from one process that has torch imported (unlearnbench.jobserver): a job's own
 # work on the default is shorter than `import torch`. Not on SLURM, and not with --sdm conda (another Python).
@@ -82,6 +81,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
+include: "rules/bias_strength.smk"
 include: "rules/report.smk"
 include: "rules/xs.smk"
 

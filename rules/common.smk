@@ -24,10 +24,16 @@ def dataset_cfg(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+def references(scenario):
+    """A scenario's reference runs: the oracles its type declares (Scenario.references: `retrain`, and e.g. the
+    bias scenario's `retrain_replace`), then the un-unlearned baseline `original` if report_original."""
+    return PLAN.oracles(scenario) + (["original"] if config["report_original"] else [])
+
+
 def run_dirs():
     return [f"{RESULTS}/{dataset}/{scenario}/seed{seed}/{run}"
             for dataset, scenario in PLAN.experiments for seed in SEEDS
-            for run in REFERENCES + PLAN.runs_for(scenario)]
+            for run in references(scenario) + PLAN.runs_for(scenario)]
 
 
 def job_resources(kind):
@@ -99,3 +105,17 @@ def scenario_label(name):
 
     label = REGISTRY[SCENARIO[name]["type"]].label
     return label if name == SCENARIO[name]["type"] else f"{label} ({name})"
+
+
+def bias_strength_groups():
+    """fig_bias_strength's datasets: dataset -> {scenario, bias_strength, group} (unlearnbench.config)."""
+    from unlearnbench.config import bias_strength_groups as groups
+
+    return groups(config, PLAN)
+
+
+def bias_strength_sweep():
+    """True when some group of bias datasets spans at least two bias strengths (then fig_bias_strength is made)."""
+    from unlearnbench.config import is_bias_strength_sweep
+
+    return is_bias_strength_sweep(bias_strength_groups())

@@ -1,7 +1,7 @@
 # Aggregation, statistics and the paper's figures and tables: cheap, local rules (submit host on SLURM).
 # Figures and tables are marked report(...): `snakemake --report report.html` collects them with captions.
 
-localrules: aggregate, statistics, figures, tables, paper
+localrules: aggregate, statistics, figures, tables, bias_strength_figure, paper
 
 
 rule aggregate:
@@ -94,3 +94,4 @@ rule paper:
         rules.figures.output,
         rules.tables.output,
         rules.statistics.output,
+        rules.bias_strength_figure.output if bias_strength_sweep() else [],

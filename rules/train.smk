@@ -1,5 +1,6 @@
-# Baseline (one per seed, on the full training set) and retrain oracles (one per scenario and seed, from
-# scratch on D \ ΔD). The oracle is also evaluated here, as method "retrain".
+# Baseline (one per seed, on the full training set) and retrain oracles (one per scenario, reference and seed, from
+# scratch on D \ ΔD as the scenario defines it). Each oracle is also evaluated here, as the method of its name:
+# "retrain" (every scenario), and the further references a scenario type declares (bias: "retrain_replace").
 
 
 rule baseline:
@@ -33,12 +34,15 @@ rule retrain_oracle:
         experiment=rules.prepare_experiment.output.experiment,
         request=rules.forget_request.output.request,
     output:
-        model=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/retrain/model.pt",
-        run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/retrain/run.json",
-        outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/retrain/outputs.npz",
+        model=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{oracle}}/model.pt",
+        run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{oracle}}/run.json",
+        outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{oracle}}/outputs.npz",
+    wildcard_constraints:
+        oracle="|".join(PLAN.all_oracles),
     params:
         training=training_params,
         identity=identity,
+        reference=lambda wc: wc.oracle,
         seed=lambda wc: int(wc.seed),
         device=config["device"],
         code=CODE["training"],
@@ -46,9 +50,9 @@ rule retrain_oracle:
     resources:
         **job_resources("train"),
     log:
-        f"{RESULTS}/logs/retrain/{{dataset}}_{{scenario}}_seed{{seed}}.log",
+        f"{RESULTS}/logs/{{oracle}}/{{dataset}}_{{scenario}}_seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/retrain/{{dataset}}_{{scenario}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/{{oracle}}/{{dataset}}_{{scenario}}_seed{{seed}}.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:

@@ -58,6 +58,9 @@ def test_plan_holds_every_run_with_its_knobs_filled_and_its_start():
     plan = parse(_validated(DEFAULT))
     assert plan.seeds == list(range(10))
     assert plan.experiments == [("digits_c", "bias"), ("digits", "random")]
+    # reference oracles come from the scenario types: the bias scenario declares Warnecke's replacement oracle too
+    assert plan.oracles("bias") == ["retrain", "retrain_replace"] and plan.oracles("random") == ["retrain"]
+    assert plan.all_oracles == ["retrain", "retrain_replace"]
     job = plan.job("sparsity_influence", "digits", "random")
     assert job["method"] == "influence" and job["setting"] == "sparsity"
     assert job["start"] == "sparse_baseline" and job["start_params"] == {"sparsity": 0.95}
@@ -90,6 +93,9 @@ def test_per_scenario_and_per_dataset_overrides_reach_the_job():
     (lambda c: c["scenarios"]["bias"].update(pattern_fraction=1.0), "scenarios.bias.pattern_fraction"),
     (lambda c: c["scenarios"]["random"].update(fraction=1.5), "scenarios.random.fraction"),
     (lambda c: c["scenarios"]["bias"].update(oracle="exact"), "scenarios.bias.oracle"),
+    (lambda c: c["methods"].update(retrain_replace={"method": "finetune"}), "methods.retrain_replace"),
+    (lambda c: c["datasets"]["digits_c"]["colour"].update(mode="patch") or
+     c["datasets"]["digits_c"]["train"].update(augment=True), "datasets.digits_c.colour.mode"),
     (lambda c: c.update(results=""), "results"),
     (lambda c: c["datasets"]["digits"]["colour"].update(enabled=False) or
      c["datasets"]["digits"].update(scenarios=["bias"]), "datasets.digits.colour.enabled"),

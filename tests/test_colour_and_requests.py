@@ -98,19 +98,63 @@ def test_bias_request_defines_pattern_points_and_a_decorrelated_oracle(experimen
     assert (c[request.forget_idx] == y[request.forget_idx]).all()  # every forget point carries the pattern
     counts = np.bincount(y[request.forget_idx], minlength=10)
     assert counts.min() >= 1 and counts.max() - counts.min() <= 1  # stratified by class
+    assert request.references == ["retrain", "retrain_replace"]
     table = np.zeros((10, 10))
-    np.add.at(table, (y, request.oracle_colours), 1)
-    assert chi2_contingency(table).pvalue > 0.001  # oracle colours carry no label information
+    np.add.at(table, (y, request.oracle_colours["retrain"]), 1)
+    assert chi2_contingency(table).pvalue > 0.001  # the reported oracle's colours carry no label information
     x_cf, y_cf = request.forget_counterfactual(experiment)
     x_f, y_f = request.forget_set(experiment)
     assert np.array_equal(y_cf, y_f) and x_cf.shape == x_f.shape
     assert not np.array_equal(x_cf, x_f)
+    # z̃ = the forget images in the counterfactual colours, which both oracles see in place of ΔD
+    assert np.array_equal(x_cf, experiment.images("train", request.forget_idx, request.counterfactual_colours))
+    for name in request.references:
+        assert np.array_equal(request.oracle_colours[name][request.forget_idx], request.counterfactual_colours)
+    # the counterfactual colours are independent of the label: about 1/10 keep the class colour, not all
+    assert np.mean(request.counterfactual_colours == y_f) < 0.3
 
 
-def test_replace_forget_oracle_recolours_only_the_forget_points(experiment):
-    request = make_request("bias", experiment, {"pattern_fraction": 0.1, "oracle": "replace_forget"}, data_seed=0)
+def test_retain_set_is_the_data_the_baseline_saw(experiment):
+    """D_r is what the deployed model was trained on (colours unchanged), never the oracle's re-coloured images."""
+    request = make_request("bias", experiment, {"pattern_fraction": 0.1}, data_seed=0)
+    x_r, y_r = request.retain_set(experiment)
+    assert np.array_equal(x_r, experiment.images("train", request.retain_idx))
+    assert np.array_equal(y_r, experiment.labels("train")[request.retain_idx])
+    recoloured = experiment.images("train", request.retain_idx,
+                                   request.oracle_colours["retrain"][request.retain_idx])
+    assert not np.array_equal(x_r, recoloured)  # the oracle's training set differs from D_r
+    x_o, y_o = request.oracle_training_set(experiment)
+    assert len(y_o) == len(experiment.labels("train"))  # every image, re-coloured
+    assert np.array_equal(x_o[request.retain_idx], recoloured)
+
+
+def test_second_reference_is_warneckes_replacement_oracle(experiment, tmp_path):
+    request = make_request("bias", experiment, {"pattern_fraction": 0.1}, data_seed=0)
     c = experiment.colours("train")
-    assert np.array_equal(request.oracle_colours[request.retain_idx], c[request.retain_idx])
+    replace = request.oracle_colours["retrain_replace"]
+    # only ΔD re-coloured (to z̃'s colours); D_r in its training colours: retraining after the replacement
+    assert np.array_equal(replace[request.retain_idx], c[request.retain_idx])
+    assert np.array_equal(replace[request.forget_idx], request.counterfactual_colours)
+    x_o, _ = request.oracle_training_set(experiment, "retrain_replace")
+    assert np.array_equal(x_o[request.retain_idx], request.retain_set(experiment)[0])
+    assert not np.array_equal(replace, request.oracle_colours["retrain"])  # the two references differ
+    with pytest.raises(ValueError, match="no reference oracle 'retrain_other'"):
+        request.oracle_training_set(experiment, "retrain_other")
+    # saved and loaded with every reference
+    request.save(tmp_path / "b.npz")
+    again = ForgetRequest.load(tmp_path / "b.npz")
+    assert again.references == ["retrain", "retrain_replace"]
+    assert all(np.array_equal(again.oracle_colours[k], request.oracle_colours[k]) for k in request.references)
+    assert np.array_equal(again.counterfactual_colours, request.counterfactual_colours)
+
+
+def test_bias_reference_options(experiment):
+    only = make_request("bias", experiment, {"second_reference": False}, data_seed=0)
+    assert only.references == ["retrain"] and set(only.oracle_colours) == {"retrain"}
+    swapped = make_request("bias", experiment, {"oracle": "replace_forget"}, data_seed=0)
+    assert swapped.references == ["retrain", "retrain_decorrelated"]
+    c = experiment.colours("train")
+    assert np.array_equal(swapped.oracle_colours["retrain"][swapped.retain_idx], c[swapped.retain_idx])
 
 
 def test_requests_are_deterministic(experiment):

@@ -140,14 +140,18 @@ def test_unknown_method_names_its_key():
         make_knobs("nope", {}, where="methods.x")
 
 
-def test_bias_scenario_finetune_reduces_bias_correlation(bias_setup, default_config):
+def test_bias_scenario_finetune_keeps_the_link_it_reads(bias_setup, default_config):
+    """FT reads D_r exactly as the baseline saw it (issue 15: no method reads re-coloured retain data), so it keeps
+    the colour -> label link it is fine-tuned on: its Cramér's V stays far above the oracle's. Before issue 15 the
+    retain set was re-coloured like the oracle's training set, and FT "unlearned" the bias from that privileged
+    data (V 1.0 -> 0.4 here); this is the finding the table now shows (docs/results.md)."""
     original = evaluate.compute_metrics(bias_setup.outputs(bias_setup.baseline, "original"), 10, seed=0)
+    oracle = evaluate.compute_metrics(bias_setup.outputs(bias_setup.oracle, "oracle_v"), 10, seed=0)
     spec = default_config["methods"]["finetune"]
     knobs = {"epochs": spec["epochs"], "lr": spec["lr"], **DIGITS_SCALE["finetune"]}
     result = evaluate.compute_metrics(bias_setup.run("finetune", knobs, "ft"), 10, seed=0)
-    assert original["bias_cramers_v"] > 0.9  # the baseline predicts the colour
-    assert result["bias_cramers_v"] < original["bias_cramers_v"] - 0.3
-    assert result["test_f1"] > original["test_f1"] + 0.3
+    assert original["bias_cramers_v"] > oracle["bias_cramers_v"] + 0.2  # the baseline uses the colour
+    assert result["bias_cramers_v"] > oracle["bias_cramers_v"] + 0.1  # and FT on the data it saw keeps using it
 
 
 def test_same_job_twice_gives_identical_outputs(random_setup):

@@ -267,10 +267,41 @@ def test_bias_scenario_works_unchanged_on_the_patch_pattern():
     _check_partition(req, data)
     x_cf, y_cf = req.forget_counterfactual(data)
     assert x_cf.shape[1:] == (8, 8, 3)
-    cf_colours = req.oracle_colours[req.forget_idx]
+    cf_colours = req.counterfactual_colours
     assert (x_cf[:, :4, :4] == colour.TAB10[cf_colours][:, None, None, :]).all()
     x_f, _ = req.forget_set(data)
     assert (x_f[:, :4, :4] == colour.TAB10[y_cf][:, None, None, :]).all()
+
+
+def _recovered_colours(augmented: np.ndarray) -> np.ndarray:
+    """For each (N, 3, H, W) uint8 image, the palette colour covering the most pixels exactly (-1 if none does)."""
+    pixels = augmented.transpose(0, 2, 3, 1).reshape(len(augmented), -1, 3)
+    counts = np.stack([(pixels == c).all(-1).sum(1) for c in colour.TAB10], axis=1)
+    return np.where(counts.max(1) > 0, counts.argmax(1), -1)
+
+
+@pytest.mark.timeout(120)
+def test_border_pattern_survives_the_training_augmentation_and_the_corner_patch_does_not():
+    """CIFAR training augments (engine.random_crop_flip: zero padding H/8 = 4 px, random crop, horizontal flip). A
+    2-px class-coloured border keeps its colour in every augmented training image (the crop shifts by at most 4 px,
+    so one full horizontal and one vertical strip stay in view; the flip maps the frame onto itself). A 4-px corner
+    patch is cut off whenever the crop shifts it out, so the pattern is gone from part of the images."""
+    import torch
+
+    from unlearnbench import engine
+
+    raw = _raw_rgb(n_train_per_class=40, size=32)
+    generator = torch.Generator().manual_seed(0)
+    for mode, survives in (("border", True), ("patch", False)):
+        data = _data(raw, {**PATCH, "mode": mode, "patch_size": 2 if mode == "border" else 4})
+        x = engine.to_device(data.images("train"), None, torch.device("cpu"))
+        y = data.labels("train")
+        lost = 0
+        for _ in range(5):  # five epochs of augmentation
+            out = engine.random_crop_flip(x, generator, pad=max(1, x.shape[-1] // 8), flip=True).numpy()
+            lost += int((_recovered_colours(out) != y).sum())
+        assert (lost == 0) == survives, (mode, lost)
+    assert lost > 0.1 * 5 * len(y)  # the corner patch: gone from a large share of augmented images
 
 
 # ---------------------------------------------------------------------------------------------- configs
@@ -286,7 +317,8 @@ def _validated(path: Path, overrides: dict | None = None) -> dict:
     return config
 
 
-@pytest.mark.parametrize("name", ["fashion_mnist.yaml", "paper_jit.yaml"])
+@pytest.mark.parametrize("name", ["fashion_mnist.yaml", "paper_jit.yaml", "paper_uib.yaml", "uib_fashion_mnist.yaml",
+                                  "uib_digits.yaml", "uib_bias_strength.yaml"])
 def test_shipped_configs_validate(name):
     config = _validated(ROOT / "config" / name)
     assert set(config["scenarios"]) <= {"bias", "random", "full_class", "sub_class", "random_n"}

@@ -194,9 +194,14 @@ def run_dirs(results: Path) -> list[Path]:
     import yaml
 
     cfg = yaml.safe_load(TEST_CONFIG.read_text())
-    runs = ["retrain", "original", *cfg["methods"]]
     return [results / ds / sc / f"seed{seed}" / run for ds, spec in cfg["datasets"].items()
-            for sc in spec["scenarios"] for seed in range(cfg["seeds"]) for run in runs]
+            for sc in spec["scenarios"] for seed in range(cfg["seeds"])
+            for run in [*REFERENCES[sc], "original", *cfg["methods"]]]
+
+
+# the reference oracles each scenario type declares (Scenario.references; the bias scenario adds Warnecke's)
+REFERENCES = {"bias": ["retrain", "retrain_replace"], "random": ["retrain"]}
+ORACLE_COMMENT = r"rule_retrain_oracle_wildcards_(.+)_(\w+)_(\d+)_(retrain(?:_[a-z]+)?)$"
 
 
 ARTIFACTS = ["paper/table_uib.tex", "paper/fig_metrics.pdf", "paper/fig_bias_trace.pdf",
@@ -209,10 +214,10 @@ def cancel_when_running(cluster: Cluster, results: Path, found: dict, stop: thre
     seen: dict[str, float] = {}
     while not stop.is_set():
         for jobid, state, comment in cluster.queue():
-            m = re.match(r"rule_retrain_oracle_wildcards_(.+)_(\w+)_(\d+)$", comment)
+            m = re.match(ORACLE_COMMENT, comment)
             if state == "RUNNING" and m:
                 seen.setdefault(jobid, time.monotonic())
-                epoch = results / m.group(1) / m.group(2) / f"seed{m.group(3)}" / "retrain" / "model.pt.epoch"
+                epoch = results / m.group(1) / m.group(2) / f"seed{m.group(3)}" / m.group(4) / "model.pt.epoch"
                 if epoch.exists() or time.monotonic() - seen[jobid] >= 20:
                     sh(["timeout", "10", "scancel", jobid], timeout=15)
                     found.update(jobid=jobid, comment=comment)
@@ -261,8 +266,8 @@ def test_profile_on_slurm(cluster, tmp_path):
     assert not (fault_dir / "run.json").exists()
     assert not (results / "paper/table_uib.tex").exists()
     # --keep-going: everything that depends on neither failure was finished.
-    m = re.match(r"rule_retrain_oracle_wildcards_(.+)_(\w+)_(\d+)$", found["comment"])
-    cancelled_dir = results / m.group(1) / m.group(2) / f"seed{m.group(3)}" / "retrain"
+    m = re.match(ORACLE_COMMENT, found["comment"])
+    cancelled_dir = results / m.group(1) / m.group(2) / f"seed{m.group(3)}" / m.group(4)
     assert not (cancelled_dir / "run.json").exists()
     missing = [d for d in run_dirs(results) if not (d / "run.json").exists()]
     assert fault_dir in missing and cancelled_dir in missing
@@ -282,7 +287,7 @@ def test_profile_on_slurm(cluster, tmp_path):
     second = start(results, tmp_path / "slurm2.log", workdir=workdir).wait()
     assert second.rc == 0, second.text[-5000:]
     stats = second.job_stats()
-    missing_unlearn = [d for d in missing if d.name not in ("retrain", "original")]
+    missing_unlearn = [d for d in missing if d.name not in ("retrain", "retrain_replace", "original")]
     assert stats.get("retrain_oracle", 0) == 1, stats
     assert stats.get("unlearn", 0) == len(missing_unlearn), (stats, missing)
     assert stats.get("baseline", 0) == 0 and stats.get("prepare_experiment", 0) == 0, stats
@@ -294,7 +299,7 @@ def test_profile_on_slurm(cluster, tmp_path):
         assert (results / a).exists(), a
     # The cancelled oracle resumed from its epoch checkpoint (what a requeued, preempted job does).
     if found.get("checkpoint"):
-        log = results / "logs/retrain" / f"{m.group(1)}_{m.group(2)}_seed{m.group(3)}.log"
+        log = results / "logs" / m.group(4) / f"{m.group(1)}_{m.group(2)}_seed{m.group(3)}.log"
         assert "resumed from" in log.read_text(), log
     t_slurm = time.monotonic() - t_start
 
@@ -319,5 +324,6 @@ def test_profile_on_slurm(cluster, tmp_path):
           f"({len(first.submitted)} sbatch calls), rerun {t_slurm - t_first:.0f} s "
           f"({len(second.submitted)} sbatch calls for {sum(v for k, v in stats.items() if k != 'all')} jobs, "
           f"{grouped} of them grouped); local run {time.monotonic() - t_start - t_slurm:.0f} s")
-    expected_first = 2 + 2 + 4 + 4 + math.ceil(12 / GROUP_SIZE)  # data, requests, baselines, oracles, groups
+    # data, requests, baselines, oracles (bias: retrain and retrain_replace; random: retrain), groups
+    expected_first = 2 + 2 + 4 + 6 + math.ceil(12 / GROUP_SIZE)
     assert len(first.submitted) == expected_first, (len(first.submitted), expected_first)

@@ -54,6 +54,18 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return counts
 
 
+def n_oracles(config: dict) -> int:
+    """Reference oracles per seed: one per (dataset, scenario, reference the scenario type declares)."""
+    from snakemake.utils import validate
+
+    from unlearnbench.config import parse
+
+    filled = yaml.safe_load(yaml.safe_dump(config))
+    validate(filled, str(ROOT / "config" / "schema.yaml"))
+    plan = parse(filled)
+    return sum(len(plan.oracles(scenario)) for _, scenario in plan.experiments)
+
+
 def _write_config(workdir: Path, config: dict, name: str = "test_config") -> Path:
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -84,12 +96,19 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
     retrain_forget = cell.loc[("digits", "random", "retrain", "forget_acc"), "mean"]
     retrain_f1 = cell.loc[("digits", "random", "retrain", "test_f1"), "mean"]
     assert 0.8 <= retrain_forget <= 1.0 and 0.9 <= retrain_f1 <= 1.0
-    assert cell.loc[("digits_c", "bias", "retrain", "bias_cramers_v"), "mean"] < 0.4
-    assert cell.loc[("digits_c", "bias", "original", "bias_cramers_v"), "mean"] > 0.8
+    # the bias scenario is neither vacuous nor degenerate (issue 15): the baseline learned the colour -> label link
+    # (V above the oracle's in every seed) and the shapes (test F1 at least 3x chance); the oracle did not
     runs = pd.read_parquet(results / "summary/runs.parquet")
+    v = runs[(runs.scenario == "bias") & (runs.metric == "bias_cramers_v")].pivot_table(
+        index="seed", columns="method", values="value")
+    assert cell.loc[("digits_c", "bias", "retrain", "bias_cramers_v"), "mean"] < 0.4
+    assert (v["original"] > v["retrain"] + 0.1).all(), v
+    assert cell.loc[("digits_c", "bias", "original", "test_f1"), "mean"] >= 3 * 0.1
+    assert "retrain_replace" in set(v.columns)  # the scenario's second reference oracle
     assert runs["value"].notna().all()
     per_cell = runs.groupby(["dataset", "scenario", "method", "metric"]).seed.nunique()
-    assert (per_cell == SEEDS).all()
+    defined = per_cell.drop(index="mia_efficacy_svc", level="metric")  # undefined seeds are flagged, not stored
+    assert (defined == SEEDS).all()
     table = (results / "paper/table_uib.tex").read_text()
     assert "\\toprule" in table and "Patterns and Biases" in table and "Random Data Points" in table
     assert "nan" not in table.lower()
@@ -101,7 +120,7 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
             continue
         scenario, setting = cells[0] or scenario, cells[1] or setting
         rows.add((scenario, setting, cells[2]))
-        assert "--" not in cells[3:], line
+        assert "--" not in cells[3:7] or "undefined" in cells[-1], line
     from unlearnbench.tables import METHOD_NAMES, SETTING_NAMES
 
     configured = {(SETTING_NAMES[spec.get("setting", "standard")], METHOD_NAMES.get(spec["method"], spec["method"]))
@@ -112,12 +131,36 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
             # UIB Table 1's FT, SR (fisher_new) and IF rows where the config runs them, and every other run's row
             expected = {(scenario, setting, m) for s, m in configured if s == setting}
             assert expected and expected <= rows, (scenario, setting, expected - rows)
+    assert ("Patterns and Biases", "Standard", "Retrain ($\\Delta D \\to \\tilde{z}$)") in rows
+    assert_table_not_degenerate(table)
     assert (results / "logs/job_server.log").exists()  # the local run forked its jobs from the job server
     stats = pd.read_csv(results / "summary/stats.csv")
     assert {"pvalue", "pvalue_holm", "rank_biserial", "n", "note"} <= set(stats.columns)
     for rule in ("baseline", "unlearn", "aggregate"):
         assert any((results / "logs").glob(f"**/*")), rule
     assert any((results / "benchmarks" / "unlearn").glob("*.tsv"))
+
+
+def assert_table_not_degenerate(table: str, max_mia_std: float = 30.0) -> None:
+    """Issue 15's acceptance on table_uib.tex: no two different methods of a scenario have identical cells (RIP,
+    MIA-Efficacy, test F1: a method equal to another is a bug, not a result), and no MIA-Efficacy cell has a std
+    above 30 points (0/1 flips of an attack with nothing to learn are reported as undefined instead)."""
+    scenario, by_scenario = None, {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.removesuffix("\\\\").split(" & ")]
+        if len(cells) < 7 or cells[2] == "Method":
+            continue
+        scenario = cells[0] or scenario
+        by_scenario.setdefault(scenario, []).append(cells)
+        mia = cells[4]
+        if "$\\pm$" in mia:
+            assert float(mia.split("$\\pm$")[1]) <= max_mia_std, line
+    for scenario, rows in by_scenario.items():
+        seen = {}
+        for cells in rows:
+            key = tuple(cells[3:6])  # RIP, MIA-Efficacy, test F1 (UT differs by construction)
+            assert key not in seen, f"{scenario}: {seen.get(key)} and {cells[1:3]} have identical cells {key}"
+            seen[key] = cells[1:3]
 
 
 def test_snakemake_report_holds_every_figure_and_table(completed):
@@ -154,7 +197,7 @@ def test_adding_a_seed_runs_only_that_seeds_jobs(completed):
     cfg = _write_config(workdir, changed, "added_seed")
     n_datasets = len(config["datasets"])
     n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
-    expected = {"baseline": n_datasets, "retrain_oracle": n_experiments, "evaluate_original": n_experiments,
+    expected = {"baseline": n_datasets, "retrain_oracle": n_oracles(config), "evaluate_original": n_experiments,
                 "unlearn": n_experiments * len(config["methods"]), **REPORT}
     if any(spec.get("setting") == "sparsity" for spec in config["methods"].values()):
         expected["sparse_baseline"] = n_datasets  # one sparsity level in the default
@@ -210,7 +253,7 @@ def test_editing_the_engine_reruns_every_job_that_trains_with_it(completed):
     with _edited(workdir, "engine.py", "\n_EDIT = 1\n"):
         planned = planned_jobs(workdir, "--configfile", str(cfg))
     assert planned["baseline"] == SEEDS * n_datasets
-    assert planned["retrain_oracle"] == SEEDS * n_experiments
+    assert planned["retrain_oracle"] == SEEDS * n_oracles(config)
     assert planned["unlearn"] == SEEDS * n_experiments * len(config["methods"])
     assert "prepare_experiment" not in planned and "forget_request" not in planned
 

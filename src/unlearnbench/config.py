@@ -72,7 +72,18 @@ class Plan:
     experiments: list[tuple[str, str]]  # (dataset, scenario) pairs
     seeds: list[int]
     runs: dict[str, RunSpec]
+    # scenario -> its reference oracles' run names (`retrain` first), as its type declares them (Scenario.references)
+    references: dict[str, list[str]] = field(default_factory=dict)
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def oracles(self, scenario: str) -> list[str]:
+        """The reference oracles trained for a scenario (`retrain` first)."""
+        return self.references.get(scenario, ["retrain"])
+
+    @property
+    def all_oracles(self) -> list[str]:
+        """Every reference oracle name of the configured scenarios (for the oracle rule's wildcard)."""
+        return list(dict.fromkeys(["retrain", *(n for names in self.references.values() for n in names)]))
 
     def runs_for(self, scenario: str) -> list[str]:
         return [name for name, spec in self.runs.items() if spec.applies_to(scenario)]
@@ -105,10 +116,15 @@ def parse(config: dict) -> Plan:
     from .methods import REGISTRY
     from .scenarios import make_options
 
-    scenario_types = {}
+    scenario_types, references = {}, {}
     for name, options in config["scenarios"].items():
-        cls, _ = make_options(name, options, f"scenarios.{name}")
+        cls, opts = make_options(name, options, f"scenarios.{name}")
         scenario_types[name] = cls.name
+        references[name] = list(cls().references(opts))
+        if not references[name] or references[name][0] != "retrain":
+            raise ConfigError(f"scenarios.{name}: scenario type {cls.name!r} must declare `retrain` as its first "
+                              f"reference oracle, got {references[name]}")
+    reserved = {"original", *(n for names in references.values() for n in names)}
     results = str(config.get("results", "results")).strip()
     if results in ("", "/", ".") or results.rstrip("/") == "":
         raise ConfigError(f"results: {config.get('results')!r} is not a usable output folder (it would write into "
@@ -125,6 +141,9 @@ def parse(config: dict) -> Plan:
     plan_experiments = experiments(config)
     runs, seen = {}, {}
     for name, spec in config["methods"].items():
+        if name in reserved:
+            raise ConfigError(f"methods.{name}: {name!r} is the name of a reference run (the scenarios' oracles and "
+                              f"original: {', '.join(sorted(reserved))}); give the run another name")
         run = _run_spec(name, spec)
         key = (run.setting, run.method)
         if key in seen:
@@ -151,7 +170,7 @@ def parse(config: dict) -> Plan:
                                   f"restrict the run with methods.{name}.scenarios: [...]")
             run.job(dataset, scenario)  # validates the overridden knobs where they apply
         runs[name] = run
-    return Plan(experiments=plan_experiments, seeds=seed_list(config), runs=runs)
+    return Plan(experiments=plan_experiments, seeds=seed_list(config), runs=runs, references=references)
 
 
 def _dataset_plan(config: dict, name: str, ds: dict) -> None:
@@ -260,3 +279,43 @@ def scenario_options(config: dict, scenario: str) -> dict:
 
     cls, options = make_options(scenario, config["scenarios"][scenario], f"scenarios.{scenario}")
     return {"type": cls.name, **as_dict(options)}
+
+
+def bias_strength_groups(config: dict, plan: Plan) -> dict[str, dict]:
+    """The datasets fig_bias_strength plots: every dataset running a bias-type scenario, as dataset -> {scenario,
+    bias_strength, group}. A group is the datasets whose entries are equal but for `label`, `scenarios` and
+    `colour.bias_strength` (so a line over s changes nothing else); it is titled by its source, numbered when two
+    groups share one."""
+    import json
+
+    from .scenarios import make_options
+
+    keys, found = {}, {}
+    for dataset, scenario in plan.experiments:
+        cls, _ = make_options(scenario, config["scenarios"][scenario], f"scenarios.{scenario}")
+        if cls.name != "bias":
+            continue
+        ds = config["datasets"][dataset]
+        entry = {k: v for k, v in ds.items() if k not in ("label", "scenarios")}
+        entry["colour"] = {k: v for k, v in entry.get("colour", {}).items() if k != "bias_strength"}
+        key = keys.setdefault((json.dumps(entry, sort_keys=True), scenario), len(keys))
+        found[dataset] = {"scenario": scenario, "bias_strength": float(ds["colour"]["bias_strength"]),
+                          "source": ds["source"], "key": key}
+    by_source: dict[str, list[int]] = {}
+    for info in found.values():
+        by_source.setdefault(info["source"], [])
+        if info["key"] not in by_source[info["source"]]:
+            by_source[info["source"]].append(info["key"])
+    for info in found.values():
+        keys_here = by_source[info["source"]]
+        info["group"] = info["source"] + (f" #{keys_here.index(info['key']) + 1}" if len(keys_here) > 1 else "")
+        del info["key"], info["source"]
+    return found
+
+
+def is_bias_strength_sweep(groups: dict[str, dict]) -> bool:
+    """Whether some group of bias datasets spans at least two bias strengths (fig_bias_strength is then made)."""
+    values: dict[str, set] = {}
+    for info in groups.values():
+        values.setdefault(info["group"], set()).add(info["bias_strength"])
+    return any(len(v) >= 2 for v in values.values())

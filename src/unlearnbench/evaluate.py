@@ -57,6 +57,10 @@ def compute_metrics(outputs: dict[str, np.ndarray], n_classes: int, *, seed: int
         "forget_acc": metrics.accuracy(forget_labels, forget_logits.argmax(1)),
         "mia_efficacy_svc": metrics.mia_efficacy_svc(retain_logits, retain_labels, test_logits, test_labels,
                                                      forget_logits, forget_labels, seed=seed),
+        # 1 when the SVC attack's verdict on D_f is a tie-break (it flips with the shadow draw): efficacy NaN
+        "mia_efficacy_svc_undefined": float(metrics.mia_svc_undefined(retain_logits, retain_labels, test_logits,
+                                                                      test_labels, forget_logits, forget_labels,
+                                                                      seed=seed)),
         "mia_lr_entropy": metrics.mia_lr_entropy(retain_logits, test_logits, forget_logits, seed=seed),
         "mia_loss_cv": metrics.mia_loss_cv(metrics.per_sample_loss(forget_logits, forget_labels),
                                            metrics.per_sample_loss(test_logits, test_labels), seed=seed),
@@ -70,6 +74,8 @@ def compute_metrics(outputs: dict[str, np.ndarray], n_classes: int, *, seed: int
                                                                 outputs[f"test_{part}_logits"].argmax(1))
     if "test_colours" in outputs:
         result.update(bias_metrics(test_logits, outputs["test_colours"], n_classes))
+    if result["mia_efficacy_svc_undefined"]:
+        result["mia_efficacy_svc"] = float("nan")  # dropped from the long table: summaries count defined seeds
     return {k: float(v) for k, v in result.items()}
 
 

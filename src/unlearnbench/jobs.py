@@ -38,6 +38,7 @@ TARGETS = {
     "xs_trajectory_figure": "unlearnbench.xs_plots:trajectory_figure",
     "xs_density_figure": "unlearnbench.xs_plots:density_figure",
     "xs_barycenter_figure": "unlearnbench.xs_plots:barycenter_figure",
+    "bias_strength_figure": "unlearnbench.plots:bias_strength_figure",
 }
 PASSED_BY_RUNNER = ("log", "threads")  # not rule keys: the job's log file and its thread count
 PROVENANCE = ("code",)  # rule params that only trigger reruns (the hash of the code a job runs): not passed

@@ -22,6 +22,7 @@ __all__ = [
     "holm",
     "compare_table",
     "summary_table",
+    "is_pvalue_metric",
     "KEYS",
     "SUMMARY_COLUMNS",
     "COMPARE_COLUMNS",
@@ -384,6 +385,17 @@ def compare_table(
     return df[list(COMPARE_COLUMNS)].reset_index(drop=True)
 
 
+#: Metric names that hold p-values: an average (or bootstrap CI) of per-seed p-values is not a p-value, so
+#: summary_table refuses them. A test combined over seeds belongs in compare_table (stats.csv).
+PVALUE_NAME = r"(^|_)(p|pval|pvalue|p_value)(_|$)|pvalue"
+
+
+def is_pvalue_metric(name: str) -> bool:
+    import re
+
+    return re.search(PVALUE_NAME, str(name).lower()) is not None
+
+
 def summary_table(
     long_df,
     *,
@@ -393,6 +405,9 @@ def summary_table(
 ):
     """One row per ``(dataset, scenario, setting, method, metric)`` with :func:`summarize`.
 
+    Raises ValueError if a metric is a p-value (its name matches :data:`PVALUE_NAME`): averaging per-seed
+    p-values over seeds gives no valid test.
+
     Values are ordered by ``seed`` before bootstrapping so the result does not
     depend on row order; every group uses the same bootstrap ``seed``.
     Columns: the five keys, then ``n, mean, std, ci_low, ci_high, t_low,
@@ -401,6 +416,10 @@ def summary_table(
     import pandas as pd
 
     _check_long(long_df)
+    pvalues = sorted(m for m in long_df["metric"].unique() if is_pvalue_metric(m))
+    if pvalues:
+        raise ValueError(f"summary_table: metrics {pvalues} are p-values; a mean of per-seed p-values is not a "
+                         f"p-value. Store a per-seed statistic instead and test it over seeds (compare_table)")
     rows = []
     for key, g in long_df.groupby(list(KEYS), sort=True, dropna=False):
         vals = g.sort_values("seed")["value"].to_numpy(dtype=float)

@@ -97,18 +97,21 @@ def train_baseline(*, experiment: str, model: str, training: dict, seed: int, de
 
 
 def train_oracle(*, experiment: str, request: str, model: str, run: str, outputs: str, training: dict,
-                 identity: dict, seed: int, device: str, threads: int, log: str | None = None) -> dict:
-    """Rule retrain_oracle: a fresh model trained from scratch on the request's D \\ ΔD (the gold standard), then
-    evaluated as method "retrain" (its unlearning time is its training time)."""
+                 identity: dict, seed: int, device: str, threads: int, reference: str = "retrain",
+                 log: str | None = None) -> dict:
+    """Rule retrain_oracle: a fresh model trained from scratch on the request's D \\ ΔD as reference oracle
+    `reference` defines it (the gold standard "retrain", or a further reference the scenario declares, e.g. the
+    bias scenario's "retrain_replace"), then evaluated as the method of that name (its unlearning time is its
+    training time)."""
     data = ExperimentData.load(experiment)
     req = ForgetRequest.load(request)
-    images, labels = req.oracle_training_set(data)
+    images, labels = req.oracle_training_set(data, reference)
     net, meta = _fit(data, images, labels, training, seed, device, threads, get_logger(log).info,
-                     model + ".epoch", request=req.description)
+                     model + ".epoch", request={**req.description, "reference": reference})
     save_model(model, net, data, training["model"], meta)
     checkpoint.remove_epoch(model + ".epoch")
     dev = engine.resolve_device(device)
-    identity = {**identity, "run": "retrain", "method": "retrain", "setting": "standard"}
+    identity = {**identity, "run": reference, "method": reference, "setting": "standard"}
     return save_run(net, data, req, dev, run, outputs, identity,
                     {"ut_seconds": meta["train_seconds"], "ut_device_seconds": meta["train_seconds"],
                      "param_change": 0.0}, [])

@@ -17,8 +17,16 @@ def make_request(name: str, data, options: dict, data_seed: int) -> ForgetReques
     request serves every seed (see docs/methods.md)."""
     cls, opts = make_options(name, options, f"scenarios.{name}")
     rng = np.random.default_rng([data_seed, 0xF0, sum(map(ord, name))])
-    built = cls().build(data, opts, rng)
-    forget_idx = np.sort(np.asarray(built.forget_idx))
+    scenario = cls()
+    built = scenario.build(data, opts, rng)
+    references = scenario.references(opts)
+    unknown = set(built.oracle_colours) - set(references)
+    if unknown:
+        raise RuntimeError(f"scenario type {cls.name!r} built colours for {sorted(unknown)}, which its references() "
+                           f"does not declare ({', '.join(references)})")
+    order = np.argsort(np.asarray(built.forget_idx), kind="stable")
+    forget_idx = np.asarray(built.forget_idx)[order]
+    counterfactual = None if built.counterfactual_colours is None else np.asarray(built.counterfactual_colours)[order]
     y = data.labels("train")
     n = len(y)
     retain_idx = np.setdiff1d(np.arange(n), forget_idx)
@@ -32,6 +40,7 @@ def make_request(name: str, data, options: dict, data_seed: int) -> ForgetReques
         "n_retain": int(len(retain_idx)),
         "forget_class_counts": np.bincount(y[forget_idx], minlength=data.n_classes).tolist(),
         "definition": built.definition,
+        "references": references,
         "data_sha256": data.manifest.get("sha256", {}).get("y_train"),
         **(built.extra or {}),
     }
@@ -40,8 +49,8 @@ def make_request(name: str, data, options: dict, data_seed: int) -> ForgetReques
         test_retain_idx = np.setdiff1d(np.arange(len(data.labels("test"))), built.test_forget_idx)
         description["n_test_forget"] = int(len(built.test_forget_idx))
         description["n_test_retain"] = int(len(test_retain_idx))
-    return ForgetRequest(name, forget_idx, retain_idx, built.oracle_colours, description, built.test_forget_idx,
-                         test_retain_idx)
+    return ForgetRequest(name, forget_idx, retain_idx, description, counterfactual,
+                         dict(built.oracle_colours), built.test_forget_idx, test_retain_idx)
 
 
 def prepare_request(*, experiment: str, request: str, definition: str, scenario: str, options: dict,

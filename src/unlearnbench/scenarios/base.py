@@ -7,13 +7,14 @@ A scenario is a class with
   check(options, dataset, dataset_cfg, where): config-time checks against a dataset entry (torch- and data-free)
   plan(options, dataset, dataset_cfg, sizes, where): config-time size of ΔD from the planned split sizes
             (experiment.planned_sizes), ConfigError where `build` would fail
+  references(options): the reference oracles it trains, by run name (`retrain` first; data-free)
   build(data, options, rng): the ForgetRequest for an experiment (numpy only)
 Scenarios register themselves by module (unlearnbench.registry.discover): adding one is one new module.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -22,57 +23,78 @@ from ..errors import ConfigError
 from ..io import read_bundle, write_bundle
 
 
+RETRAIN = "retrain"  # the reported oracle: every scenario has it; RIP and the "vs Retrain" tests compare with it
+
+
 @dataclass
 class ForgetRequest:
-    """What to forget and what the retrain oracle trains on, as indices into the train split.
+    """What to forget, what a method may read, and what each reference oracle trains on, as indices into the train
+    split (and, for colour scenarios, colour indices).
 
     forget_idx:     ΔD, the training points whose information is to be removed
-    retain_idx:     the other training points
-    oracle_colours: (colour scenarios) colours of every training image in the oracle's training set;
-                    the forget points' counterfactuals z̃ are the forget images in these colours.
+    retain_idx:     the other training points; a method reads them as the baseline saw them (D_r, `retain_set`)
+    counterfactual_colours: (colour scenarios) one colour per forget point: the forget points' counterfactuals z̃
+                    are the same images in these colours (`forget_counterfactual`, Warnecke et al.'s replacement)
+    oracle_colours: (colour scenarios) reference oracle name -> colours of every training image in that oracle's
+                    training set (every image is in it, re-coloured); absent names train on retain_idx as is
     test_forget_idx / test_retain_idx: (class scenarios) indices into the test split of the forgotten
                     (sub-)class and of every other test image: the forget-class and retain-class evaluation sets;
                     None for the other scenarios.
-    description:    the request's definition (scenario name and type, options, sizes, ...), written as JSON.
+    description:    the request's definition (scenario name and type, options, sizes, reference oracles, ...),
+                    written as JSON; description["references"] maps every reference oracle's run name (the
+                    reported one, `retrain`, first) to what it trains on.
     """
 
     scenario: str
     forget_idx: np.ndarray
     retain_idx: np.ndarray
-    oracle_colours: np.ndarray | None
     description: dict
+    counterfactual_colours: np.ndarray | None = None
+    oracle_colours: dict = field(default_factory=dict)
     test_forget_idx: np.ndarray | None = None
     test_retain_idx: np.ndarray | None = None
 
-    OPTIONAL = ("oracle_colours", "test_forget_idx", "test_retain_idx")
+    OPTIONAL = ("counterfactual_colours", "test_forget_idx", "test_retain_idx")
+    ORACLE_PREFIX = "oracle_colours__"
 
     @classmethod
     def load(cls, npz_path: str | os.PathLike) -> "ForgetRequest":
         arrays, description = read_bundle(npz_path, what="forget request", required=("forget_idx", "retain_idx"))
-        return cls(description["scenario"], arrays["forget_idx"], arrays["retain_idx"],
-                   arrays.get("oracle_colours"), description, arrays.get("test_forget_idx"),
+        oracles = {k[len(cls.ORACLE_PREFIX):]: v for k, v in arrays.items() if k.startswith(cls.ORACLE_PREFIX)}
+        return cls(description["scenario"], arrays["forget_idx"], arrays["retain_idx"], description,
+                   arrays.get("counterfactual_colours"), oracles, arrays.get("test_forget_idx"),
                    arrays.get("test_retain_idx"))
 
     def save(self, npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> None:
         """Indices to `npz_path`, the description to `json_path` (default: the .json beside it)."""
         arrays = {"forget_idx": self.forget_idx, "retain_idx": self.retain_idx}
         arrays.update({k: getattr(self, k) for k in self.OPTIONAL if getattr(self, k) is not None})
+        arrays.update({self.ORACLE_PREFIX + name: c for name, c in self.oracle_colours.items()})
         write_bundle(npz_path, arrays, self.description, json_path)
 
     @property
     def type(self) -> str:
         return self.description.get("type", self.scenario)
 
-    def oracle_training_set(self, data) -> tuple[np.ndarray, np.ndarray]:
-        """(images, labels) of D \\ ΔD, the set the retrain oracle learns from."""
-        if self.oracle_colours is not None:
-            return data.images("train", colours=self.oracle_colours), data.labels("train")
+    @property
+    def references(self) -> list[str]:
+        """The reference oracles' run names, the reported one (`retrain`) first."""
+        return list(self.description.get("references", {RETRAIN: ""}))
+
+    def oracle_training_set(self, data, reference: str = RETRAIN) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) that reference oracle `reference` learns from: D \\ ΔD, as the scenario defines it (the
+        bias scenario: every training image, in the oracle's colours)."""
+        if reference not in self.references:
+            raise ValueError(f"forget request {self.scenario!r} has no reference oracle {reference!r}; it has "
+                             f"{', '.join(self.references)}")
+        if reference in self.oracle_colours:
+            return data.images("train", colours=self.oracle_colours[reference]), data.labels("train")
         return data.images("train", self.retain_idx), data.labels("train")[self.retain_idx]
 
     def retain_set(self, data) -> tuple[np.ndarray, np.ndarray]:
-        """The retain data a method may read: the oracle's training set without the forget points."""
-        colours = None if self.oracle_colours is None else self.oracle_colours[self.retain_idx]
-        return data.images("train", self.retain_idx, colours), data.labels("train")[self.retain_idx]
+        """D_r, the retain data a method may read: the training points outside ΔD exactly as the baseline saw them
+        (in the bias scenario with their training colours: no method reads data the deployed model never had)."""
+        return data.images("train", self.retain_idx), data.labels("train")[self.retain_idx]
 
     def retain_attribute(self, data) -> np.ndarray | None:
         """(colour scenarios) the colour index of every retain image, as `retain_set` renders it: the protected
@@ -87,11 +109,12 @@ class ForgetRequest:
         return data.images("train", self.forget_idx), data.labels("train")[self.forget_idx]
 
     def forget_counterfactual(self, data) -> tuple[np.ndarray, np.ndarray] | None:
-        """z̃ for colour scenarios: the forget images with the pattern (colour) replaced; None otherwise."""
-        if self.oracle_colours is None:
+        """z̃ for colour scenarios: the forget images with the pattern (colour) replaced by a colour drawn
+        independently of the label; None otherwise."""
+        if self.counterfactual_colours is None:
             return None
-        colours = self.oracle_colours[self.forget_idx]
-        return data.images("train", self.forget_idx, colours), data.labels("train")[self.forget_idx]
+        return (data.images("train", self.forget_idx, self.counterfactual_colours),
+                data.labels("train")[self.forget_idx])
 
     def test_forget_set(self, data) -> tuple[np.ndarray, np.ndarray] | None:
         """(class scenarios) test images of the forgotten (sub-)class; None for the other scenarios."""
@@ -123,6 +146,12 @@ class Scenario:
     def build(self, data, options, rng: np.random.Generator) -> "Built":
         raise NotImplementedError
 
+    def references(self, options) -> dict[str, str]:
+        """The reference oracles this scenario trains, by run name (the reported one, `retrain`, first), each with
+        what it learns from. Declarative and data-free: the rules read it to plan one oracle job per name; `build`
+        gives the colours of each name that re-colours its training set (`Built.oracle_colours`)."""
+        return {RETRAIN: "a fresh model trained from scratch on D \\ ΔD (the retain points)"}
+
 
 @dataclass
 class Built:
@@ -130,7 +159,8 @@ class Built:
 
     forget_idx: np.ndarray
     definition: str
-    oracle_colours: np.ndarray | None = None
+    counterfactual_colours: np.ndarray | None = None
+    oracle_colours: dict = field(default_factory=dict)  # reference name -> colours of every training image
     test_forget_idx: np.ndarray | None = None
     extra: dict | None = None
 
