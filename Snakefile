@@ -12,7 +12,10 @@ if not workflow.overwrite_configfiles:
 
 validate(config, "config/schema.yaml")
 
+import re
+
 from unlearnbench.config import parse as parse_config
+from unlearnbench.sweeps import RUN_NAME
 
 PLAN = parse_config(config)
 
@@ -50,7 +53,7 @@ onerror:
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
     scenario="|".join(config["scenarios"]),
-    run="[a-z][a-z0-9_]*",
+    run=RUN_NAME,
     seed=r"\d+",
 
 
@@ -63,9 +66,11 @@ include: "rules/train.smk"
 include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/tune.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.paper.input,
+        TUNING_ARTIFACTS,

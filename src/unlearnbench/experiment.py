@@ -20,6 +20,38 @@ from .io import read_bundle, write_bundle
 SPLITS = ("train", "val", "test")
 
 
+class TestSplitAccessError(PermissionError):
+    """Code that must never see the test split (the tune stage: docs/tuning.md) tried to read it."""
+
+
+class _WithoutTest(dict):
+    """The arrays of an experiment loaded without its test split: reading a test array (x_test, y_test, c_test,
+    f_test, ...) raises TestSplitAccessError instead of a KeyError, whichever way it is asked for."""
+
+    @staticmethod
+    def _is_test(key) -> bool:
+        return isinstance(key, str) and key.endswith("_test")
+
+    def _refuse(self, key):
+        raise TestSplitAccessError(f"{key!r}: this experiment was loaded without its test split (the tune stage "
+                                   f"selects knobs on validation data only and never reads test data)")
+
+    def __getitem__(self, key):
+        if self._is_test(key):
+            self._refuse(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        if self._is_test(key):
+            self._refuse(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        if self._is_test(key):
+            self._refuse(key)
+        return super().__contains__(key)
+
+
 def stratified_split(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (kept, taken) with `fraction` of every class taken (at least one per class)."""
     labels = np.asarray(labels)
@@ -142,8 +174,13 @@ class ExperimentData:
     manifest: dict
 
     @classmethod
-    def load(cls, npz_path: str | os.PathLike) -> "ExperimentData":
-        return cls(*read_bundle(npz_path, what="experiment data"))
+    def load(cls, npz_path: str | os.PathLike, *, test: bool = True) -> "ExperimentData":
+        """The experiment at `npz_path`; test=False: without its test split (its arrays are not even read from the
+        file, and asking for them raises TestSplitAccessError)."""
+        if test:
+            return cls(*read_bundle(npz_path, what="experiment data"))
+        arrays, manifest = read_bundle(npz_path, what="experiment data", skip=_WithoutTest._is_test)
+        return cls(_WithoutTest(arrays), manifest)
 
     def save(self, npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> None:
         """Arrays to `npz_path`, manifest to `json_path` (default: the .json beside it, where `load` reads it)."""

@@ -90,14 +90,14 @@ def read_json(path: str | os.PathLike, what: str = "metadata") -> dict:
         raise InputFileError(f"{path}: not a readable {what} file ({type(exc).__name__}: {exc}); {fix}") from exc
 
 
-def read_npz(path: str | os.PathLike, what: str = "array bundle") -> dict[str, np.ndarray]:
-    """Every array of an .npz, loaded into memory (never unpickling: allow_pickle=False). A missing, truncated or
-    foreign file is an InputFileError naming it."""
+def read_npz(path: str | os.PathLike, what: str = "array bundle", skip=None) -> dict[str, np.ndarray]:
+    """Every array of an .npz (but those whose name `skip(name)` is true), loaded into memory (never unpickling:
+    allow_pickle=False). A missing, truncated or foreign file is an InputFileError naming it."""
     path = Path(path)
     fix = "delete it and rerun the workflow so the step that writes it runs again"
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files if skip is None or not skip(k)}
     except FileNotFoundError as exc:
         raise InputFileError(f"{path}: {what} not found; {fix}") from exc
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -105,7 +105,7 @@ def read_npz(path: str | os.PathLike, what: str = "array bundle") -> dict[str, n
 
 
 def read_bundle(npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None,
-                what: str = "bundle") -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, metadata) of a bundle written by write_bundle."""
-    arrays = read_npz(npz_path, what)
+                what: str = "bundle", skip=None) -> tuple[dict[str, np.ndarray], dict]:
+    """(arrays, metadata) of a bundle written by write_bundle (arrays named `skip(name)` not read)."""
+    arrays = read_npz(npz_path, what, skip)
     return arrays, read_json(sidecar(npz_path) if json_path is None else json_path, f"{what} metadata")

@@ -107,6 +107,17 @@ class Scenario:
     def build(self, data, options, rng: np.random.Generator) -> "Built":
         raise NotImplementedError
 
+    def check_tuning(self, options, tuning_options, explicit: set, where: str) -> None:
+        """Config-time checks of the tuning request's options (`scenarios.<name>.tune_request`, keys `explicit`
+        given there) against the evaluated request's (ConfigError naming the key)."""
+
+    def build_tuning(self, data, options, rng: np.random.Generator, evaluated_forget_idx: np.ndarray) -> "Built":
+        """The tuning request (docs/tuning.md): a request of this type distinct from the evaluated one (another
+        draw, disjoint from `evaluated_forget_idx`, or another class), built from the training split only (`data`
+        holds no test split here: no test indices). `options` are the tuning request's options."""
+        raise NotImplementedError(f"scenario type {self.name!r} defines no tuning request; the tune stage cannot "
+                                  f"run on it")
+
 
 @dataclass
 class Built:
@@ -139,6 +150,8 @@ def make_options(name: str, values: dict | None, where: str):
 
     values = dict(values or {})
     kind = values.pop("type", name)
+    for key in ("tune_request", "tuned_by"):  # how the scenario is tuned (config.py), not options of its type
+        values.pop(key, None)
     if kind not in REGISTRY:
         key = f"{where}.type" if name != kind else where
         raise ConfigError(f"{key}: unknown scenario type {kind!r}; registered: {', '.join(sorted(REGISTRY))} "

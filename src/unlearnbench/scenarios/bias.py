@@ -59,3 +59,31 @@ class Bias(Scenario):
                      f"(feature set K = colour, label set L = class), stratified by class; "
                      f"oracle colours: {options.oracle}",
                      oracle_colours=oracle_colours)
+
+    def build_tuning(self, data, options, rng, evaluated_forget_idx):
+        """`pattern_fraction` of each class's pattern points (as `build` counts them), drawn among the pattern points
+        outside the evaluated forget set; the oracle's colours drawn anew (same `oracle` option)."""
+        y = data.labels("train")
+        colours = data.colours("train")
+        n_colours = data.manifest["colour"]["n_colours"]
+        pattern = np.flatnonzero(colours == y % n_colours)
+        pool = np.setdiff1d(pattern, evaluated_forget_idx)
+        forget = []
+        for c in np.unique(y[pattern]):
+            need = max(1, int(round(options.pattern_fraction * np.sum(y[pattern] == c))))
+            members = pool[y[pool] == c]
+            if need >= len(members):
+                raise ValueError(f"scenarios.bias (tuning request): class {c} has {len(members)} pattern points "
+                                 f"outside the evaluated forget set, too few to forget {need} and retain some; lower "
+                                 f"pattern_fraction")
+            forget.append(rng.permutation(members)[:need])
+        forget_idx = np.sort(np.concatenate(forget))
+        oracle_colours = colours.copy()
+        if options.oracle == "decorrelated":
+            oracle_colours = colour_mod.random_colours(len(y), n_colours, rng)
+        else:
+            oracle_colours[forget_idx] = colour_mod.random_colours(len(forget_idx), n_colours, rng)
+        return Built(forget_idx,
+                     f"tuning request: {len(forget_idx)} pattern points outside the evaluated forget set (as many per "
+                     f"class); oracle colours: {options.oracle}",
+                     oracle_colours=oracle_colours)
