@@ -20,6 +20,8 @@ SUMMARY_KEYS = ["dataset", "scenario", "setting", "method", "sweep", "run", "poi
 # accuracy (JiT's D_r accuracy); the MIA is JiT's LR-entropy attack for JiT, Unlearn-Sparse's SVC for the others
 MIA = {"jit": ("mia_lr_entropy", "MIA (LR, entropy)")}
 DEFAULT_MIA = ("mia_efficacy_svc", "MIA-Efficacy")
+# axis names of knobs (mathtext); others by name. JiT's lr is the paper's η.
+SYMBOLS = {"sigma": r"$\sigma$", "beta": r"$\beta$", "tau": r"$\tau$", "gamma": r"$\gamma$", "alpha": r"$\alpha$"}
 
 
 def panel_metrics(method: str, available) -> list[tuple[str, str]]:
@@ -121,16 +123,23 @@ def sensitivity_figure(*, sweeps: str, runs: str, pdf: str, png: str, run: str, 
     metrics = panel_metrics(method, table["metric"].unique())
     own, refs = _table_row(long, run, keys), _references(long)
     method_knobs = {c[len("knob_"):] for c in long.columns if c.startswith("knob_")}
-    names = {k: point_label(k, method_knobs) for k in keys}
+    names = {k: SYMBOLS.get(point_label(k, method_knobs), point_label(k, method_knobs)) for k in keys}
+    if method == "jit" and "lr" in names:
+        names["lr"] = r"$\eta$ (lr)"
     experiments = list(table[["dataset", "scenario"]].drop_duplicates().itertuples(index=False, name=None))
     means = table.pivot_table(index=["dataset", "scenario", "run"] + [f"knob:{k}" for k in keys], columns="metric",
                               values="mean", aggfunc="first").reset_index()
     stds = table.pivot_table(index=["dataset", "scenario", "run"], columns="metric", values="std",
                              aggfunc="first").reset_index()
     heat = len(keys) == 2 and _full_grid(means, keys) and _own_on_grid(own, means, keys)
-    n_cols = len(metrics) if heat else len(metrics) * len(keys)
-    fig, axes = plt.subplots(len(experiments), n_cols, figsize=(3.1 * n_cols, 2.7 * len(experiments)),
-                             squeeze=False)
+    # heatmaps: a row per experiment, a column per metric; lines: a row per (experiment, metric) the experiment has,
+    # a column per knob
+    present = {(d, s): {m for m, _ in metrics if m in means.columns
+                        and means.loc[(means.dataset == d) & (means.scenario == s), m].notna().any()}
+               for d, s in experiments}
+    line_rows = [(e, m) for e in experiments for m, _ in metrics if m in present[e]]
+    n_rows, n_cols = ((len(experiments), len(metrics)) if heat else (len(line_rows), len(keys)))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.3 * n_cols + 0.5, 2.6 * n_rows), squeeze=False)
     for r, (dataset, scenario) in enumerate(experiments):
         cell = means[(means.dataset == dataset) & (means.scenario == scenario)]
         spread = stds[(stds.dataset == dataset) & (stds.scenario == scenario)].set_index("run")
@@ -138,22 +147,27 @@ def sensitivity_figure(*, sweeps: str, runs: str, pdf: str, png: str, run: str, 
         title = f"{(labels or {}).get(dataset, dataset)} / {(scenarios or {}).get(scenario, scenario)}"
         for m_i, (metric, label) in enumerate(metrics):
             if heat:
-                _heatmap(axes[r, m_i], cell, mine, keys, names, metric, label, title)
+                _heatmap(axes[r, m_i], cell, mine, keys, names, metric, label, title,
+                         refs={ref.capitalize(): refs.get((dataset, scenario, ref, metric))
+                               for ref in ("retrain", "original")})
                 continue
+            if metric not in present[(dataset, scenario)]:
+                continue
+            row_index = line_rows.index(((dataset, scenario), metric))
             for k_i, key in enumerate(keys):
-                ax = axes[r, m_i * len(keys) + k_i]
-                _lines(ax, cell, spread, mine, keys, key, names, metric)
+                ax = axes[row_index, k_i]
+                _lines(ax, cell, spread, mine, keys, key, names, metric, legend=m_i == 0)
                 for ref, style in (("retrain", "--"), ("original", ":")):
                     value = refs.get((dataset, scenario, ref, metric))
                     if value is not None and math.isfinite(value):
                         ax.axhline(value, color="0.4", linestyle=style, linewidth=1, label=ref.capitalize())
                 ax.set_title(f"{title}\n{label}", fontsize=8)
                 ax.set_xlabel(names[key])
-                if r == 0 and m_i == 0 and k_i == 0:
+                if row_index == 0 and (len(keys) == 1 or k_i == len(keys) - 1):
                     ax.legend(fontsize=6, loc="best")
     fig.suptitle(f"Sensitivity of {run}: mean ± std over seeds at each sweep point; ★ = the table's knobs "
                  f"({own['knobs_from'].iloc[0] if len(own) else 'absent'})", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     _save(fig, pdf, png)
     plt.close(fig)
 
@@ -176,7 +190,7 @@ def _own_on_grid(own: pd.DataFrame, means: pd.DataFrame, keys) -> bool:
     return True
 
 
-def _lines(ax, cell, spread, mine, keys, key, names, metric) -> None:
+def _lines(ax, cell, spread, mine, keys, key, names, metric, legend: bool = True) -> None:
     """metric against one knob; one line per combination of the other knobs; the table row as a star."""
     if metric not in cell.columns or not cell[metric].notna().any():
         ax.set_visible(False)
@@ -195,19 +209,25 @@ def _lines(ax, cell, spread, mine, keys, key, names, metric) -> None:
         ax.plot([_number(mine[f"knob:{key}"].iloc[0])], [mine[f"mean:{metric}"].iloc[0]], marker="*", markersize=12,
                 color="crimson", linestyle="none", label="table row", zorder=5)
     if _log_scale([_number(v) for v in x_values]):
+        from matplotlib.ticker import LogLocator, NullFormatter
+
         ax.set_xscale("log")
-    if others:
-        ax.legend(fontsize=5, loc="best")
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    if others and legend:
+        ax.legend(fontsize=6, loc="best")
 
 
-def _heatmap(ax, cell, mine, keys, names, metric, label, title) -> None:
+def _heatmap(ax, cell, mine, keys, names, metric, label, title, refs: dict | None = None) -> None:
     """metric over a two-knob grid, means annotated; the table row's cell outlined."""
     if metric not in cell.columns or not cell[metric].notna().any():
         ax.set_visible(False)
         return
     grid = cell.pivot_table(index=f"knob:{keys[0]}", columns=f"knob:{keys[1]}", values=metric, aggfunc="first")
     grid = grid.sort_index(key=lambda s: s.map(_number)).sort_index(axis=1, key=lambda s: s.map(_number))
-    image = ax.imshow(grid.to_numpy(float), cmap="viridis", aspect="auto")
+    values = grid.to_numpy(float)
+    image = ax.imshow(values, cmap="viridis", aspect="auto")
+    middle = np.nanmean([np.nanmin(values), np.nanmax(values)])
     ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(grid.shape[1]), [str(v) for v in grid.columns], fontsize=7)
     ax.set_yticks(range(grid.shape[0]), [str(v) for v in grid.index], fontsize=7)
@@ -217,12 +237,14 @@ def _heatmap(ax, cell, mine, keys, names, metric, label, title) -> None:
         for j in range(grid.shape[1]):
             v = grid.iat[i, j]
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6, color="white")
+                ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=6,
+                        color="black" if v > middle else "white")
     if len(mine):
         row = [_number(v) for v in grid.index].index(_number(mine[f"knob:{keys[0]}"].iloc[0]))
         col = [_number(v) for v in grid.columns].index(_number(mine[f"knob:{keys[1]}"].iloc[0]))
         from matplotlib.patches import Rectangle
 
         ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="crimson", linewidth=2.5))
-    ax.set_title(f"{title}\n{label}", fontsize=8)
+    ref_text = ", ".join(f"{name} {v:.3f}" for name, v in (refs or {}).items() if v is not None and math.isfinite(v))
+    ax.set_title(f"{title}\n{label}" + (f"\n({ref_text})" if ref_text else ""), fontsize=8)
     ax.grid(False)
