@@ -265,6 +265,31 @@ def test_an_experiment_loaded_without_its_test_split_refuses_every_way_in(random
     assert len(data.images("val")) == len(data.labels("val")) > 0 and data.n_classes == 10
 
 
+def test_every_tune_stage_job_loads_the_experiment_without_its_test_split(random_setup, tmp_path, monkeypatch):
+    """tuning_request and tuning_oracle (and tune, below) open the experiment only through the guarded view."""
+    from unlearnbench import training
+    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.scenarios import prepare_tuning_request
+
+    calls = []
+    load = ExperimentData.load.__func__
+
+    def recording(cls, path, *, test=True):
+        calls.append(test)
+        return load(cls, path, test=test)
+
+    monkeypatch.setattr(ExperimentData, "load", classmethod(recording))
+    request = tmp_path / "tune.npz"
+    prepare_tuning_request(experiment=str(random_setup.data), evaluated=str(random_setup.request), request=str(request),
+                           definition=str(tmp_path / "tune.json"), scenario="random",
+                           options={"type": "random", "fraction": 0.1}, overrides={}, data_seed=0)
+    training.train_tuning_oracle(experiment=str(random_setup.data), request=str(request), model=str(tmp_path / "o.pt"),
+                                 training={**random_setup.training,
+                                           "train": {**random_setup.training["train"], "epochs": 1}},
+                                 seed=0, device="cpu", threads=1, log=str(tmp_path / "log"))
+    assert calls == [False, False]
+
+
 @pytest.fixture(scope="module")
 def tuning_setup(random_setup, tmp_path_factory):
     """The random scenario's tuning request and its retrain oracle (seed 0), as rules tuning_request/tuning_oracle
