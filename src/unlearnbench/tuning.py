@@ -192,9 +192,11 @@ def tune(*, experiment: str, request: str, starts: list[str], oracles: list[str]
     journal = Path(storage) / f"{name[:16]}.journal"
     log_fn(f"tuning {spec['run']} ({tuning['search']}) on {req.description['definition']}; study {journal}")
     finished = run_search(tuning, evaluate, journal, name, log=log_fn)
-    best = select(finished, tuning)
-    current = finished if tuning["search"] == "tpe" else [
+    # the trials of this search: TPE's first `trials` finished ones (a study run with a larger budget before holds
+    # more; its first N are what an N-trial search gives), the grid's current points
+    current = finished[:tuning["trials"]] if tuning["search"] == "tpe" else [
         t for t in finished if point_key(t["point"]) in {point_key(p) for p in tuning["points"]}]
+    best = select(current, tuning)
     complete = [t for t in current if t["state"] == "COMPLETE"]
     result = {
         **identity, "method": spec["method"], "setting": spec["setting"],
