@@ -21,7 +21,10 @@ else:
 
 validation.validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
+import re
+
 from unlearnbench.config import parse as parse_config
+from unlearnbench.sweeps import RUN_NAME
 
 PLAN = parse_config(config)
 
@@ -69,7 +72,7 @@ onerror:
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
     scenario="|".join(config["scenarios"]),
-    run="[a-z][a-z0-9_]*",
+    run=RUN_NAME,
     seed=r"\d+",
 
 
@@ -84,6 +87,7 @@ include: "rules/evaluate.smk"
 include: "rules/bias_strength.smk"
 include: "rules/report.smk"
 include: "rules/xs.smk"
+include: "rules/tune.smk"
 
 
 rule all:
@@ -91,3 +95,4 @@ rule all:
     input:
         rules.paper.input,
         XS_OUTPUTS,
+        TUNING_ARTIFACTS,

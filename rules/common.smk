@@ -33,7 +33,7 @@ def references(scenario):
 def run_dirs():
     return [f"{RESULTS}/{dataset}/{scenario}/seed{seed}/{run}"
             for dataset, scenario in PLAN.experiments for seed in SEEDS
-            for run in references(scenario) + PLAN.runs_for(scenario)]
+            for run in references(scenario) + [r for r in PLAN.runs_for(scenario) if int(seed) in PLAN.seeds_for(r)]]
 
 
 def job_resources(kind):
@@ -45,7 +45,7 @@ def job_resources(kind):
     res.setdefault("gpu", 1)
     res.setdefault("cpus_per_gpu", 4)
     res.setdefault("mem_mb", 16000)
-    res.setdefault("runtime", {"train": 240, "unlearn": 60}[kind])
+    res.setdefault("runtime", {"train": 240, "unlearn": 60, "tune": 240}[kind])
     if not res["gpu"]:
         res.pop("cpus_per_gpu")
     return res
@@ -80,8 +80,23 @@ def sparse_rewind_epoch(wildcards):
 
 
 def run_job(wildcards):
-    """What an unlearning job runs (config.RunSpec.job): method, setting, knobs, starting model, code hash."""
-    return PLAN.job(wildcards.run, wildcards.dataset, wildcards.scenario)
+    """What an unlearning job runs (config.RunSpec.job): method, setting, knobs, starting model, code hash. A tuned
+    run's knobs include those its tune stage chose (config.Plan.tuned_job; rules/tune.smk)."""
+    if PLAN.runs[wildcards.run].tune is None:
+        return PLAN.job(wildcards.run, wildcards.dataset, wildcards.scenario)
+    chosen = tuned_choice(wildcards)
+    return PLAN.tuned_job(wildcards.run, wildcards.dataset, wildcards.scenario, str(chosen))
+
+
+def tuned_choice(wildcards):
+    """A tuned run's chosen.json (the `tune` checkpoint of its scenario, or of the scenario it is `tuned_by`);
+    ancient: the evaluation reruns when the chosen knobs change (they are in its params), not on the file's time."""
+    return ancient(checkpoints.tune.get(dataset=wildcards.dataset, scenario=PLAN.tune_scenario(wildcards.scenario),
+                                        run=wildcards.run).output.chosen)
+
+
+def tuned_input(wildcards):
+    return tuned_choice(wildcards) if PLAN.runs[wildcards.run].tune is not None else []
 
 
 def identity(wildcards):
@@ -90,8 +105,9 @@ def identity(wildcards):
 
 
 def starting_model(wildcards):
-    """The model a run starts from, as its setting's wrapper declares it (`start`, `start_params`)."""
-    job = run_job(wildcards)
+    """The model a run starts from, as its setting's wrapper declares it (`start`, `start_params`; from the run's
+    config knobs: knobs that choose the starting model are never tuned)."""
+    job = PLAN.job(wildcards.run, wildcards.dataset, wildcards.scenario)
     start = {"baseline": rules.baseline.output.model, "sparse_baseline": rules.sparse_baseline.output.model}
     if job["start"] not in start:
         raise ValueError(f"methods.{wildcards.run}: starting model {job['start']!r} has no rule")

@@ -72,6 +72,7 @@ rule figures:
 rule tables:
     input:
         summary=rules.statistics.output.summary,
+        runs=rules.aggregate.output.csv,
     output:
         table=report(f"{RESULTS}/paper/table_uib.tex", caption="../report/table_uib.rst", category="UIB",
                      subcategory="Tables"),

@@ -8,12 +8,13 @@ rule unlearn:
         experiment=rules.prepare_experiment.output.experiment,
         request=rules.forget_request.output.request,
         start=starting_model,
+        tuned=tuned_input,
     output:
         model=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/model.pt",
         run=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/run.json",
         outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/{{run}}/outputs.npz",
     wildcard_constraints:
-        run="|".join(PLAN.runs) if PLAN.runs else "^$",
+        run="|".join(map(re.escape, PLAN.runs)) if PLAN.runs else "^$",
     params:
         spec=run_job,
         identity=identity,

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import sweeps
 from .codehash import code_hash
-from .errors import ConfigError, SizeError
-from .knobs import as_dict
+from .errors import ConfigError, InputFileError, SizeError
+from .knobs import as_dict, knob_fields
 
 REFERENCE_RUNS = ("retrain", "original")
 # a run's keys that are not method knobs
-RUN_KEYS = ("method", "setting", "setting_knobs", "scenarios", "by_scenario", "by_dataset")
+RUN_KEYS = ("method", "setting", "setting_knobs", "scenarios", "by_scenario", "by_dataset", "sweep", "sweep_list",
+            "sweep_seeds", "tune")
+# a scenario entry's keys that are not options of its type (scenarios/base.py: make_options leaves them out)
+SCENARIO_TUNING_KEYS = ("tune_request", "tuned_by")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,11 @@ class RunSpec:
     scenarios: tuple[str, ...] | None = None  # None: every scenario of every dataset
     by_dataset: dict = field(default_factory=dict)
     by_scenario: dict = field(default_factory=dict)
+    sweep_of: str | None = None  # a sweep point: the run whose `sweep` declared it
+    point: dict = field(default_factory=dict)  # a sweep point's flat knob values (unlearnbench.sweeps)
+    tune: sweeps.TuneSpec | None = None  # knobs selected on validation data by the tune stage (rules/tune.smk)
+    points: tuple[str, ...] = ()  # the names of this run's sweep points
+    seeds: tuple[int, ...] | None = None  # the seeds this run runs on (sweep points: sweep_seeds); None: all
 
     def applies_to(self, scenario: str) -> bool:
         return self.scenarios is None or scenario in self.scenarios
@@ -44,25 +53,32 @@ class RunSpec:
             s_knobs.update(layer.get("setting_knobs") or {})
         return knobs, s_knobs
 
-    def job(self, dataset: str, scenario: str) -> dict:
+    def job(self, dataset: str, scenario: str, tuned: dict | None = None) -> dict:
         """Plain dict handed to the unlearning job: who it is, what it runs (knobs with defaults filled), the model it
-        starts from and the hash of its code (a change reruns exactly this run's jobs)."""
+        starts from and the hash of its code (a change reruns exactly this run's jobs). Knobs: the run's config <
+        by_dataset < by_scenario < the sweep point's values < the tuned values (`tuned`: tuning.summary of the tune
+        stage's chosen.json)."""
         from .methods import REGISTRY, WRAPPERS, make_knobs, make_setting_knobs
 
         knob_over, setting_over = self.resolved(dataset, scenario)
+        point_knobs, point_setting = sweeps.split(self.point)
+        tuned_knobs, tuned_setting = sweeps.split(tuned["point"]) if tuned else ({}, {})
         where = f"methods.{self.name}"
-        knobs = as_dict(make_knobs(self.method, {**self.knobs, **knob_over}, where))
+        knobs = as_dict(make_knobs(self.method, {**self.knobs, **knob_over, **point_knobs, **tuned_knobs}, where))
         modules = [REGISTRY[self.method].__module__]
         start, start_params, s_knobs = "baseline", {}, {}
         if self.setting in WRAPPERS:
             wrapper = WRAPPERS[self.setting]
-            s_obj = make_setting_knobs(self.setting, {**self.setting_knobs, **setting_over}, where, self.method)
+            s_obj = make_setting_knobs(self.setting, {**self.setting_knobs, **setting_over, **point_setting,
+                                                      **tuned_setting}, where, self.method)
             s_knobs = as_dict(s_obj)
             start, start_params = wrapper.start, wrapper.start_params(s_obj)
             modules.append(wrapper.__module__)
         return {"run": self.name, "method": self.method, "setting": self.setting, "knobs": knobs,
                 "setting_knobs": s_knobs, "overridden": sorted({*knob_over, *(f"setting_knobs.{k}" for k in setting_over)}),
-                "start": start, "start_params": start_params, "code": code_hash(*modules)}
+                "start": start, "start_params": start_params, "code": code_hash(*modules),
+                "sweep_of": self.sweep_of, "point": dict(self.point),
+                "knobs_from": "tuned" if tuned else ("sweep" if self.sweep_of else "config"), "tuned": tuned}
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,7 @@ class Plan:
     runs: dict[str, RunSpec]
     # scenario -> its reference oracles' run names (`retrain` first), as its type declares them (Scenario.references)
     references: dict[str, list[str]] = field(default_factory=dict)
+    tuning: dict = field(default_factory=dict)  # scenario -> {"request": option overrides, "tuned_by": name | None}
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def oracles(self, scenario: str) -> list[str]:
@@ -88,6 +105,28 @@ class Plan:
     def runs_for(self, scenario: str) -> list[str]:
         return [name for name, spec in self.runs.items() if spec.applies_to(scenario)]
 
+    def seeds_for(self, run: str) -> list[int]:
+        """The seeds a run is evaluated on: every configured seed, or a sweep's `sweep_seeds`."""
+        seeds = self.runs[run].seeds
+        return list(self.seeds) if seeds is None else list(seeds)
+
+    def tuned_runs_for(self, scenario: str) -> list[str]:
+        return [name for name in self.runs_for(scenario) if self.runs[name].tune is not None]
+
+    def tune_scenario(self, scenario: str) -> str:
+        """The scenario whose tune stage chooses the knobs of the runs on `scenario` (itself, or its `tuned_by`)."""
+        return (self.tuning.get(scenario) or {}).get("tuned_by") or scenario
+
+    def tune_jobs(self) -> list[tuple[str, str, str]]:
+        """Every (dataset, scenario, run) the tune stage searches (scenarios with `tuned_by` reuse another's)."""
+        out = []
+        for dataset, scenario in self.experiments:
+            for run in self.tuned_runs_for(scenario):
+                key = (dataset, self.tune_scenario(scenario), run)
+                if key not in out:
+                    out.append(key)
+        return out
+
     def job(self, run: str, dataset: str, scenario: str) -> dict:
         """RunSpec.job, computed once per (run, dataset, scenario)."""
         key = (run, dataset, scenario)
@@ -95,20 +134,132 @@ class Plan:
             self._jobs[key] = self.runs[run].job(dataset, scenario)
         return self._jobs[key]
 
+    def tuned_job(self, run: str, dataset: str, scenario: str, chosen_path: str) -> dict:
+        """The job of a tuned run: its config knobs with the values the tune stage chose (the chosen.json at
+        `chosen_path`, validated like config knobs; an error names the file)."""
+        from .io import read_json
 
-def _run_spec(name: str, spec: dict) -> RunSpec:
-    from .methods import STANDARD, make_knobs, make_setting_knobs
+        spec = self.runs[run]
+        chosen = read_json(chosen_path, "tuning result")
+        point = chosen.get("point")
+        if not isinstance(point, dict) or set(point) - set(spec.tune.keys):
+            raise InputFileError(f"{chosen_path}: holds no chosen point over {spec.tune.keys} (found {point!r}); "
+                                 f"delete it so the tune stage runs again")
+        summary = {"point": point, "file": str(chosen_path), "scenario": chosen.get("scenario"),
+                   **{k: chosen.get(k) for k in TUNED_SUMMARY}}
+        try:
+            return spec.job(dataset, scenario, tuned=summary)
+        except ConfigError as exc:
+            raise InputFileError(f"{chosen_path}: the chosen knobs are not valid for run {run!r} ({exc}); delete "
+                                 f"the file so the tune stage runs again") from exc
+
+
+# what an evaluated job records of the tune stage's result (besides the chosen point): in its params, so a retune
+# that changes any of it reruns the evaluation, and one that changes nothing does not
+TUNED_SUMMARY = ("search", "objective", "terms", "value", "n_trials", "n_complete", "n_failed", "n_acting",
+                 "chosen_acts", "seeds", "request")
+
+
+def _knob_type(method: str, setting: str):
+    """flat key -> the knob's Python type (KeyError: not a knob of this method or setting)."""
+    from .methods import REGISTRY, WRAPPERS
+
+    fields = {k: type(f.default) for k, f in knob_fields(REGISTRY[method].Knobs).items()}
+    if setting in WRAPPERS:
+        fields.update({sweeps.SETTING_PREFIX + k: type(f.default)
+                       for k, f in knob_fields(WRAPPERS[setting].Knobs).items()})
+    return lambda key: fields[key]
+
+
+def _point_validator(method: str, setting: str):
+    """validate(flat point, where): each value checked like a config knob; messages name `<where>.<knob>` (setting
+    knobs: `<where>.setting_knobs.<knob>`)."""
+    from .methods import make_knobs, make_setting_knobs
+
+    def validate(point: dict, where: str) -> None:
+        knobs, s_knobs = sweeps.split(point)
+        make_knobs(method, knobs, where)
+        if s_knobs:
+            make_setting_knobs(setting, s_knobs, where, method)
+    return validate
+
+
+def _run_spec(name: str, spec: dict, seeds: list[int]) -> list[RunSpec]:
+    """The run and its sweep points (each its own RunSpec, named by sweeps.point_name)."""
+    from .methods import REGISTRY, STANDARD, WRAPPERS, make_knobs, make_setting_knobs
 
     where = f"methods.{name}"
     knobs = {k: v for k, v in spec.items() if k not in RUN_KEYS}
     make_knobs(spec["method"], knobs, where)
     setting = spec.get("setting", STANDARD)
-    make_setting_knobs(setting, spec.get("setting_knobs"), where, spec["method"])
+    s_obj = make_setting_knobs(setting, spec.get("setting_knobs"), where, spec["method"])
     scenarios = spec.get("scenarios")
-    return RunSpec(name=name, method=spec["method"], setting=setting, knobs=knobs,
-                   setting_knobs=dict(spec.get("setting_knobs") or {}),
-                   scenarios=None if scenarios is None else tuple(scenarios),
-                   by_dataset=dict(spec.get("by_dataset") or {}), by_scenario=dict(spec.get("by_scenario") or {}))
+    validate = _point_validator(spec["method"], setting)
+    declared = sweeps.parse_sweep(where, spec)
+    for point_where, point in declared:
+        validate(point, point_where)
+    tune = None
+    if spec.get("tune") is not None:
+        fixed = set()
+        if setting in WRAPPERS:
+            fixed = {sweeps.SETTING_PREFIX + k for k in WRAPPERS[setting].start_params(s_obj)}
+        tune = sweeps.parse_tune(f"{where}.tune", spec["tune"], [p for _, p in declared],
+                                 knob_type=_knob_type(spec["method"], setting), validate=validate, fixed_keys=fixed,
+                                 seeds=seeds)
+    method_knobs = set(knob_fields(REGISTRY[spec["method"]].Knobs))
+    names = [sweeps.point_name(name, p, method_knobs, w) for w, p in declared]
+    sweep_seeds = spec.get("sweep_seeds")
+    if sweep_seeds is not None:
+        if not declared:
+            raise ConfigError(f"{where}.sweep_seeds: the run declares no sweep (sweep or sweep_list)")
+        if isinstance(sweep_seeds, int) and not isinstance(sweep_seeds, bool) and 1 <= sweep_seeds:
+            sweep_seeds = seeds[:sweep_seeds]
+        elif not (isinstance(sweep_seeds, list) and sweep_seeds and set(sweep_seeds) <= set(seeds)
+                  and len(set(sweep_seeds)) == len(sweep_seeds)):
+            raise ConfigError(f"{where}.sweep_seeds: expected N >= 1 (the first N seeds) or a list of distinct "
+                              f"configured seeds ({seeds}), got {sweep_seeds!r}")
+        sweep_seeds = tuple(sweep_seeds)
+    common = dict(method=spec["method"], setting=setting, knobs=knobs,
+                  setting_knobs=dict(spec.get("setting_knobs") or {}),
+                  scenarios=None if scenarios is None else tuple(scenarios),
+                  by_dataset=dict(spec.get("by_dataset") or {}), by_scenario=dict(spec.get("by_scenario") or {}))
+    base = RunSpec(name=name, tune=tune, points=tuple(names), **common)
+    return [base] + [RunSpec(name=n, sweep_of=name, point=p, seeds=sweep_seeds, **common)
+                     for n, (_, p) in zip(names, declared)]
+
+
+def _scenario_tuning(config: dict, scenario_types: dict) -> dict:
+    """Each scenario's tuning request options (`tune_request`, validated like its options) and `tuned_by`."""
+    from .scenarios import make_options
+
+    tuning = {}
+    for name, entry in config["scenarios"].items():
+        entry = entry or {}
+        where = f"scenarios.{name}"
+        request, tuned_by = entry.get("tune_request"), entry.get("tuned_by")
+        if request is not None and tuned_by is not None:
+            raise ConfigError(f"{where}.tune_request: this scenario reuses the knobs tuned on {tuned_by!r} "
+                              f"(tuned_by), so it has no tuning request of its own; remove one of the two")
+        if request is not None:
+            if not isinstance(request, dict):
+                raise ConfigError(f"{where}.tune_request: expected a mapping of the scenario's options, got "
+                                  f"{request!r}")
+            cls, options = make_options(name, entry, where)
+            tuned = make_options(name, {**{k: v for k, v in entry.items() if k not in SCENARIO_TUNING_KEYS},
+                                        **request}, f"{where}.tune_request")[1]
+            cls().check_tuning(options, tuned, set(request), f"{where}.tune_request")
+        if tuned_by is not None:
+            if tuned_by not in config["scenarios"] or tuned_by == name:
+                raise ConfigError(f"{where}.tuned_by: {tuned_by!r} is not another configured scenario "
+                                  f"({', '.join(s for s in config['scenarios'] if s != name)})")
+            if scenario_types[tuned_by] != scenario_types[name]:
+                raise ConfigError(f"{where}.tuned_by: {tuned_by!r} is a {scenario_types[tuned_by]!r} scenario and "
+                                  f"{name!r} a {scenario_types[name]!r} one; knobs are reused within one type")
+            if (config["scenarios"][tuned_by] or {}).get("tuned_by"):
+                raise ConfigError(f"{where}.tuned_by: {tuned_by!r} itself reuses another scenario's knobs; name "
+                                  f"the scenario that is tuned")
+        tuning[name] = {"request": dict(request or {}), "tuned_by": tuned_by}
+    return tuning
 
 
 def parse(config: dict) -> Plan:
@@ -139,12 +290,14 @@ def parse(config: dict) -> Plan:
                                   f"`scenarios:`; add it there or remove it here")
         check_dataset(config, name)
     plan_experiments = experiments(config)
+    tuning = _scenario_tuning(config, scenario_types)
+    seeds = seed_list(config)
     runs, seen = {}, {}
     for name, spec in config["methods"].items():
         if name in reserved:
             raise ConfigError(f"methods.{name}: {name!r} is the name of a reference run (the scenarios' oracles and "
                               f"original: {', '.join(sorted(reserved))}); give the run another name")
-        run = _run_spec(name, spec)
+        run, *points = _run_spec(name, spec, seeds)
         key = (run.setting, run.method)
         if key in seen:
             raise ConfigError(f"methods.{name}: runs {seen[key]!r} and {name!r} both run method {key[1]!r} in setting "
@@ -169,8 +322,15 @@ def parse(config: dict) -> Plan:
                                   f"scenarios only, and scenario {scenario!r} is {scenario_types[scenario]!r}; "
                                   f"restrict the run with methods.{name}.scenarios: [...]")
             run.job(dataset, scenario)  # validates the overridden knobs where they apply
+            tuned_by = tuning[scenario]["tuned_by"]
+            if run.tune is not None and tuned_by is not None and (
+                    (dataset, tuned_by) not in plan_experiments or not run.applies_to(tuned_by)):
+                raise ConfigError(f"scenarios.{scenario}.tuned_by: run {name!r} on dataset {dataset!r} reuses the "
+                                  f"knobs tuned on {tuned_by!r}, which does not run there; run {tuned_by!r} on "
+                                  f"{dataset!r} too, or drop tuned_by")
         runs[name] = run
-    return Plan(experiments=plan_experiments, seeds=seed_list(config), runs=runs, references=references)
+        runs.update({p.name: p for p in points})
+    return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning)
 
 
 def _dataset_plan(config: dict, name: str, ds: dict) -> None:

@@ -21,6 +21,38 @@ SPLITS = ("train", "val", "test")
 REQUIRED_ARRAYS = tuple(f"{kind}_{split}" for split in SPLITS for kind in ("x", "y"))
 
 
+class TestSplitAccessError(PermissionError):
+    """Code that must never see the test split (the tune stage: docs/tuning.md) tried to read it."""
+
+
+class _WithoutTest(dict):
+    """The arrays of an experiment loaded without its test split: reading a test array (x_test, y_test, c_test,
+    f_test, ...) raises TestSplitAccessError instead of a KeyError, whichever way it is asked for."""
+
+    @staticmethod
+    def _is_test(key) -> bool:
+        return isinstance(key, str) and key.endswith("_test")
+
+    def _refuse(self, key):
+        raise TestSplitAccessError(f"{key!r}: this experiment was loaded without its test split (the tune stage "
+                                   f"selects knobs on validation data only and never reads test data)")
+
+    def __getitem__(self, key):
+        if self._is_test(key):
+            self._refuse(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        if self._is_test(key):
+            self._refuse(key)
+        return super().get(key, default)
+
+    def __contains__(self, key):
+        if self._is_test(key):
+            self._refuse(key)
+        return super().__contains__(key)
+
+
 def n_taken(fraction: float, n: int, whole: bool = False) -> int:
     """How many of a class's `n` images a stratified split of `fraction` takes: at least one, and (unless `whole`)
     at least one left; ValueError otherwise. The one rule of every split, used for the data and for the sizes
@@ -208,8 +240,14 @@ class ExperimentData:
     manifest: dict
 
     @classmethod
-    def load(cls, npz_path: str | os.PathLike) -> "ExperimentData":
-        return cls(*read_bundle(npz_path, what="experiment data", required=REQUIRED_ARRAYS))
+    def load(cls, npz_path: str | os.PathLike, *, test: bool = True) -> "ExperimentData":
+        """The experiment at `npz_path`; test=False: without its test split (its arrays are not even read from the
+        file, and asking for them raises TestSplitAccessError)."""
+        if test:
+            return cls(*read_bundle(npz_path, what="experiment data", required=REQUIRED_ARRAYS))
+        arrays, manifest = read_bundle(npz_path, what="experiment data", skip=_WithoutTest._is_test,
+                                       required=tuple(k for k in REQUIRED_ARRAYS if not _WithoutTest._is_test(k)))
+        return cls(_WithoutTest(arrays), manifest)
 
     def save(self, npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> None:
         """Arrays to `npz_path`, manifest to `json_path` (default: the .json beside it, where `load` reads it)."""

@@ -92,13 +92,14 @@ def read_json(path: str | os.PathLike, what: str = "metadata") -> dict:
 FIX = "delete it and rerun the workflow so the step that writes it runs again"
 
 
-def read_npz(path: str | os.PathLike, what: str = "array bundle", required=()) -> dict[str, np.ndarray]:
-    """Every array of an .npz, loaded into memory (never unpickling: allow_pickle=False). A missing, truncated or
-    foreign file, or one without the `required` arrays, is an InputFileError naming it."""
+def read_npz(path: str | os.PathLike, what: str = "array bundle", required=(), skip=None) -> dict[str, np.ndarray]:
+    """Every array of an .npz (but those whose name `skip(name)` is true), loaded into memory (never unpickling:
+    allow_pickle=False). A missing, truncated or foreign file, or one without the `required` arrays, is an
+    InputFileError naming it."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files if skip is None or not skip(k)}
     except FileNotFoundError as exc:
         raise InputFileError(f"{path}: {what} not found; {FIX}") from exc
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -110,10 +111,10 @@ def read_npz(path: str | os.PathLike, what: str = "array bundle", required=()) -
 
 
 def read_bundle(npz_path: str | os.PathLike, json_path: str | os.PathLike | None = None,
-                what: str = "bundle", required=()) -> tuple[dict[str, np.ndarray], dict]:
+                what: str = "bundle", required=(), skip=None) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays, metadata) of a bundle written by write_bundle (InputFileError naming the file if it is missing,
-    unreadable, or lacks the `required` arrays)."""
-    arrays = read_npz(npz_path, what, required)
+    unreadable, or lacks the `required` arrays; arrays named `skip(name)` are not read)."""
+    arrays = read_npz(npz_path, what, required, skip)
     meta_path = sidecar(npz_path) if json_path is None else json_path
     meta = read_json(meta_path, f"{what} metadata")
     if not isinstance(meta, dict):

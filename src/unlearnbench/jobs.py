@@ -39,6 +39,11 @@ TARGETS = {
     "xs_density_figure": "unlearnbench.xs_plots:density_figure",
     "xs_barycenter_figure": "unlearnbench.xs_plots:barycenter_figure",
     "bias_strength_figure": "unlearnbench.plots:bias_strength_figure",
+    "tuning_request": "unlearnbench.scenarios:prepare_tuning_request",
+    "tuning_oracle": "unlearnbench.training:train_tuning_oracle",
+    "tune": "unlearnbench.tuning:tune",
+    "sweep_summary": "unlearnbench.sensitivity:sweep_summary",
+    "sensitivity": "unlearnbench.sensitivity:sensitivity_figure",
 }
 PASSED_BY_RUNNER = ("log", "threads")  # not rule keys: the job's log file and its thread count
 PROVENANCE = ("code",)  # rule params that only trigger reruns (the hash of the code a job runs): not passed

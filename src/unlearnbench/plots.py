@@ -34,8 +34,11 @@ def make_figures(*, runs: str, summary: str, traces: str, pdf: str, png: str, tr
 
 def metric_figure(runs_csv: str, summary_csv: str, pdf: str, png: str) -> None:
     """One panel per (scenario, metric): per-seed points and the mean with its 95% BCa bootstrap CI."""
+    from .sweeps import is_point
+
     plt, sns = _pyplot()
     runs, summary = read_table(runs_csv, "runs table"), read_table(summary_csv, "summary table")
+    runs = runs[~runs["run"].map(is_point)]  # sweep points: fig_sensitivity_*
     runs["label"] = runs["setting"].where(runs["setting"] == "standard", runs["setting"] + "/") \
         .replace("standard", "") + runs["method"]
     summary["label"] = summary["setting"].where(summary["setting"] == "standard", summary["setting"] + "/") \
@@ -70,8 +73,11 @@ def metric_figure(runs_csv: str, summary_csv: str, pdf: str, png: str) -> None:
 
 def trace_figure(traces_csv: str, pdf: str, png: str) -> None:
     """UIB Fig. 5: bias correlation on the random-colour test set after each unlearning iteration."""
+    from .sweeps import is_point
+
     plt, sns = _pyplot()
     traces = read_table(traces_csv, "traces table")
+    traces = traces[~traces["run"].astype(str).map(is_point)] if "run" in traces.columns else traces
     metric = "bias_cramers_v" if "bias_cramers_v" in traces.columns else "forget_acc"
     traces = traces.dropna(subset=[metric]) if metric in traces.columns else traces.iloc[0:0]
     fig, ax = plt.subplots(figsize=(5, 3.2))

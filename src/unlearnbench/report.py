@@ -1,6 +1,8 @@
 """Aggregation into one tidy long table, relative-to-retrain metrics, and the statistics files."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -12,6 +14,37 @@ from .io import atomic_path, read_bundle, read_table
 
 ID_COLUMNS = ["dataset", "scenario", "setting", "method", "run", "seed"]
 ID_KEYS = ("dataset", "scenario", "seed", "run", "method", "setting")  # what every run.json says about itself
+# per-run columns of runs.csv besides the ids (knobs_columns): where the knobs came from, then one column per knob
+# (`knob_<name>`) and setting knob (`setting_knob_<name>`) of every run
+RUN_COLUMNS = ["sweep", "point", "knobs_from", "overridden", "tuned_point", "tuned_scenario", "tuned_acts",
+               "tuned_n_acting", "tuned_n_complete"]
+
+
+def knob_columns(identity: dict) -> dict:
+    """A run's knobs and their provenance as runs.csv columns (from its run.json identity): `sweep` (the swept run
+    a sweep point belongs to, else empty), `knobs_from` (config, sweep, tuned; reference for retrain/original),
+    `point` (a sweep point's flat knob values, JSON), `overridden` (by_dataset/by_scenario keys), the tuning result (tuned runs), `knob_<k>`, `setting_knob_<k>`."""
+    tuned = identity.get("tuned") or {}
+    row = {"sweep": identity.get("sweep_of") or "",
+           "point": json.dumps(identity["point"], sort_keys=True) if identity.get("point") else "",
+           "knobs_from": identity.get("knobs_from") or ("reference" if identity.get("run") in ("retrain", "original")
+                                                        else "config"),
+           "overridden": ";".join(identity.get("overridden") or []),
+           "tuned_point": json.dumps(tuned["point"], sort_keys=True) if tuned.get("point") else "",
+           "tuned_scenario": tuned.get("scenario") or "", "tuned_acts": tuned.get("chosen_acts"),
+           "tuned_n_acting": tuned.get("n_acting"), "tuned_n_complete": tuned.get("n_complete")}
+    row.update({f"knob_{k}": v for k, v in (identity.get("knobs") or {}).items()})
+    row.update({f"setting_knob_{k}": v for k, v in (identity.get("setting_knobs") or {}).items()})
+    return row
+
+
+def _uniform(table: pd.DataFrame, columns) -> pd.DataFrame:
+    """A knob column that holds numbers for some runs and text for others becomes text (parquet needs one type)."""
+    for c in columns:
+        kinds = {type(v) for v in table[c].dropna()}
+        if len(kinds) > 1 and not kinds <= {int, float, bool}:
+            table[c] = table[c].map(lambda v: v if pd.isna(v) else str(v))
+    return table
 
 
 def relative_metrics(wide: pd.DataFrame, forget: dict[tuple, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
@@ -67,7 +100,7 @@ def _evaluate_run(paths: tuple[str, str]) -> tuple[dict, list[dict], tuple]:
     ids = {k: who[k] for k in ID_KEYS}
     values = compute_metrics(outputs, info["n_classes"], seed=seeds.derive(ids["seed"], "attack"))
     values.update({k: v for k, v in info.items() if k != "n_classes"})
-    return ({**ids, **values}, [{**{k: ids[k] for k in ("dataset", "scenario", "seed", "run")}, **step}
+    return ({**ids, **knob_columns(who), **values}, [{**{k: ids[k] for k in ("dataset", "scenario", "seed", "run")}, **step}
                                 for step in record["trace"]],
             (outputs["forget_logits"], outputs["forget_labels"]))
 
@@ -112,7 +145,10 @@ def aggregate(*, runs: list[str], outputs: list[str], csv: str, parquet: str, tr
     wide = pd.DataFrame(wide_rows)
     relative = pd.DataFrame(relative_metrics(wide, forget))
     wide = wide.merge(relative, on=["dataset", "scenario", "run", "seed"], how="left")
-    long = wide.melt(id_vars=ID_COLUMNS, var_name="metric", value_name="value").dropna(subset=["value"])
+    knobs = sorted(c for c in wide.columns if c.startswith(("knob_", "setting_knob_")))
+    wide = _uniform(wide, knobs)
+    long = wide.melt(id_vars=ID_COLUMNS + RUN_COLUMNS + knobs, var_name="metric",
+                     value_name="value").dropna(subset=["value"])
     long = long.sort_values(ID_COLUMNS + ["metric"]).reset_index(drop=True)
     with atomic_path(csv) as tmp:
         long.to_csv(tmp, index=False)
@@ -129,8 +165,7 @@ def write_statistics(*, runs: str, summary: str, stats: str, text: str, seed: in
     """Rule statistics: per-cell summaries (n, mean, std, BCa bootstrap CI, t-interval) and paired Wilcoxon
     comparisons of the runs table `runs`."""
     out_summary, out_stats, out_text = summary, stats, text
-    long = read_table(runs, "runs table")
-    long = long.drop(columns=["run"])
+    long = table_rows(read_table(runs, "runs table"))
     summary = stat_tests.summary_table(long, seed=seed)
     comparisons = stat_tests.compare_table(long)
     with atomic_path(out_summary) as tmp:
@@ -139,6 +174,15 @@ def write_statistics(*, runs: str, summary: str, stats: str, text: str, seed: in
         comparisons.to_csv(tmp, index=False)
     with atomic_path(out_text) as tmp:
         tmp.write_text(summary_markdown(summary, comparisons))
+
+
+def table_rows(long: pd.DataFrame) -> pd.DataFrame:
+    """The runs that are table rows (sweep points left out: summary/sweeps.csv and the sensitivity figures show
+    them), with the columns the statistics read."""
+    from .sweeps import is_point
+
+    long = long[~long["run"].map(is_point)]
+    return long[[c for c in ("dataset", "scenario", "setting", "method", "seed", "metric", "value")]]
 
 
 KEY_METRICS = ["test_f1", "rip", "forget_acc", "retain_acc", "mia_efficacy_svc", "mia_lr_entropy", "mia_loss_cv",

@@ -52,11 +52,15 @@ def _cell(row: pd.Series | None, scale: float, decimals: int) -> str:
     return f"{mean:.{decimals}f} $\\pm$ {row['std'] * scale:.{decimals}f}"
 
 
-def uib_table(*, summary: str, table: str, labels: dict[str, str] | None = None,
+def uib_table(*, summary: str, table: str, runs: str | None = None, labels: dict[str, str] | None = None,
               scenarios: dict[str, str] | None = None) -> str:
     """Rule tables: rows scenario × setting × method; column groups: dataset label (datasets sharing a label, e.g.
     Colored digits for the bias scenario and plain digits for the random one, share a column group). `scenarios`
-    maps each scenario's name to its heading, in the config's order (unlearnbench.scenarios labels)."""
+    maps each scenario's name to its heading, in the config's order (unlearnbench.scenarios labels). With `runs`
+    (runs.csv), notes under the table state knob values that differ between a row's cells, tuned knobs, and rows
+    whose method did not act (unlearnbench.knobnotes)."""
+    from .knobnotes import knob_notes, latex_notes
+
     out_tex = table
     summary = read_table(summary, "summary table")
     scenarios = scenarios or {s: s for s in dict.fromkeys(summary.scenario)}
@@ -112,7 +116,11 @@ def uib_table(*, summary: str, table: str, labels: dict[str, str] | None = None,
                 lines.append(" & ".join([_tex(scenarios[scenario]) if first_in_scenario else "",
                                          SETTING_NAMES.get(setting, _tex(setting)) if m_i == 0 else "", name] + values) + " \\\\")
                 first_in_scenario = False
-    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if runs is not None:
+        lines += latex_notes(knob_notes(runs, labels=labels, scenarios=scenarios, method_names=METHOD_NAMES,
+                                        setting_names=SETTING_NAMES))
+    lines.append("")
     text = "\n".join(lines)
     with atomic_path(out_tex) as tmp:
         tmp.write_text(text)

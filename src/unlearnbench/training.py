@@ -117,6 +117,23 @@ def train_oracle(*, experiment: str, request: str, model: str, run: str, outputs
                      "param_change": 0.0}, [])
 
 
+def train_tuning_oracle(*, experiment: str, request: str, model: str, training: dict, seed: int, device: str,
+                        threads: int, log: str | None = None) -> dict:
+    """Rule tuning_oracle (docs/tuning.md): the retrain oracle of a tuning request, trained like the evaluated
+    oracle but from the experiment loaded without its test split (ExperimentData.load(test=False)); not evaluated
+    here (the tune stage scores it on validation data)."""
+    data = ExperimentData.load(experiment, test=False)
+    req = ForgetRequest.load(request)
+    if not req.description.get("tuning"):
+        raise ValueError(f"{request}: not a tuning request (rule tuning_request writes them)")
+    images, labels = req.oracle_training_set(data)
+    net, meta = _fit(data, images, labels, training, seed, device, threads, get_logger(log).info,
+                     model + ".epoch", request=req.description)
+    save_model(model, net, data, training["model"], meta)
+    checkpoint.remove_epoch(model + ".epoch")
+    return meta
+
+
 def train_sparse_baseline(*, experiment: str, dense: str, model: str, training: dict, sparsity: float, epochs: int,
                           seed: int, device: str, threads: int, rewind: str | None = None,
                           rewind_epoch: int | None = None, log: str | None = None) -> dict:

@@ -49,12 +49,16 @@ def _timed(dev: torch.device):
 
 
 def run_unlearning(*, experiment: str, request: str, start: str, model: str, run: str, outputs: str, spec: dict,
-                   identity: dict, seed: int, device: str, threads: int, log: str | None = None) -> dict:
+                   identity: dict, seed: int, device: str, threads: int, tuned: str | list = (),
+                   log: str | None = None) -> dict:
     """Rule unlearn: apply run `spec` (config.RunSpec.job: method, setting, knobs) to the seed's starting model
     (`start`: the baseline, or the model the setting's wrapper declares, e.g. the sparse baseline), time the method
     alone (a setting's own work, e.g. UIB's sampling and regularisation, included; the per-iteration probe not),
-    and save the model, its outputs and the run record."""
+    and save the model, its outputs and the run record. A tuned run (`tuned`: the tune stage's chosen.json) runs
+    the knobs chosen there, which `spec` carries (config.Plan.tuned_job); they are checked against the file."""
     log_fn = get_logger(log).info
+    if spec.get("tuned"):
+        _check_tuned(spec, tuned)
     engine.configure_threads(threads)
     dev = engine.resolve_device(device)
     data = ExperimentData.load(experiment)
@@ -84,10 +88,26 @@ def run_unlearning(*, experiment: str, request: str, start: str, model: str, run
     log_fn(f"unlearning took {wall:.2f}s (evaluation between iterations excluded); parameter change {change:.4g}")
     save_model(model, net, data, start_meta["model_cfg"],
                {"seed": seed, "run": spec["run"], "method": spec["method"], "knobs": spec["knobs"]})
-    identity = {**identity, **{k: spec[k] for k in ("run", "method", "setting", "knobs", "setting_knobs",
-                                                     "overridden", "start", "start_params", "code")}}
+    identity = {**identity, **{k: spec.get(k) for k in ("run", "method", "setting", "knobs", "setting_knobs",
+                                                         "overridden", "start", "start_params", "code", "sweep_of",
+                                                         "point", "knobs_from", "tuned")}}
     return save_run(net, data, req, dev, run, outputs, identity,
                     {"ut_seconds": wall, "ut_device_seconds": device_seconds, "param_change": change}, trace)
+
+
+def _check_tuned(spec: dict, tuned) -> None:
+    """The chosen knobs a tuned run's spec carries are those of the tune stage's file (not a stale copy)."""
+    from .errors import InputFileError
+    from .io import read_json
+
+    path = tuned if isinstance(tuned, str) else (list(tuned) or [None])[0]
+    if path is None:
+        raise InputFileError(f"run {spec['run']!r} is tuned but its job was given no chosen.json (rule unlearn, "
+                             f"input tuned)")
+    chosen = read_json(path, "tuning result")
+    if chosen.get("point") != spec["tuned"]["point"]:
+        raise InputFileError(f"{path}: chooses {chosen.get('point')} but the job was planned with "
+                             f"{spec['tuned']['point']}; rerun snakemake so the plan reads the current file")
 
 
 def evaluate_original(*, experiment: str, request: str, baseline: str, run: str, outputs: str, identity: dict,

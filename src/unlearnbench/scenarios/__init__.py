@@ -17,9 +17,32 @@ def make_request(name: str, data, options: dict, data_seed: int) -> ForgetReques
     request serves every seed (see docs/methods.md)."""
     cls, opts = make_options(name, options, f"scenarios.{name}")
     rng = np.random.default_rng([data_seed, 0xF0, sum(map(ord, name))])
-    scenario = cls()
-    built = scenario.build(data, opts, rng)
-    references = scenario.references(opts)
+    return _request(name, cls, opts, cls().build(data, opts, rng), data, data_seed)
+
+
+def make_tuning_request(name: str, data, options: dict, overrides: dict, data_seed: int,
+                        evaluated: ForgetRequest) -> ForgetRequest:
+    """The tuning request of scenario `name` (docs/tuning.md): built by its type's `build_tuning` with the scenario's
+    options updated by `overrides` (`scenarios.<name>.tune_request`), from its own random stream, disjoint from the
+    `evaluated` request's forget set, and without test indices (`data` may hold no test split)."""
+    cls, _ = make_options(name, options, f"scenarios.{name}")
+    _, opts = make_options(name, {**options, **overrides}, f"scenarios.{name}.tune_request")
+    rng = np.random.default_rng([data_seed, 0xF0, sum(map(ord, name)), 0x7E57])
+    built = cls().build_tuning(data, opts, rng, np.asarray(evaluated.forget_idx))
+    if built.test_forget_idx is not None:
+        raise ValueError(f"scenario type {cls.name!r}: a tuning request carries no test indices")
+    overlap = np.intersect1d(built.forget_idx, evaluated.forget_idx)
+    if len(overlap):
+        raise ValueError(f"scenarios.{name}: the tuning request shares {len(overlap)} forget points with the evaluated "
+                         f"request; it must be distinct (docs/tuning.md)")
+    request = _request(name, cls, opts, built, data, data_seed)
+    request.description.update({"tuning": True, "evaluated_n_forget": int(len(evaluated.forget_idx)),
+                                "overrides": dict(overrides)})
+    return request
+
+
+def _request(name: str, cls, opts, built: Built, data, data_seed: int) -> ForgetRequest:
+    references = cls().references(opts)
     unknown = set(built.oracle_colours) - set(references)
     if unknown:
         raise RuntimeError(f"scenario type {cls.name!r} built colours for {sorted(unknown)}, which its references() "
@@ -72,5 +95,16 @@ def prepare_request(*, experiment: str, request: str, definition: str, scenario:
     req.save(request, definition)
 
 
+def prepare_tuning_request(*, experiment: str, evaluated: str, request: str, definition: str, scenario: str,
+                           options: dict, overrides: dict, data_seed: int) -> None:
+    """Rule tuning_request: the tuning request of `scenario` (docs/tuning.md), from the experiment's training split
+    (its test split is not loaded) and the evaluated request `evaluated` (only to stay disjoint from it)."""
+    from ..experiment import ExperimentData
+
+    data = ExperimentData.load(experiment, test=False)
+    make_tuning_request(scenario, data, options, overrides, data_seed, ForgetRequest.load(evaluated)).save(
+        request, definition)
+
+
 __all__ = ["MODULES", "REGISTRY", "Built", "ForgetRequest", "Scenario", "make_options", "make_request",
-           "prepare_request", "register", "scenario_type"]
+           "make_tuning_request", "prepare_request", "prepare_tuning_request", "register", "scenario_type"]

@@ -101,8 +101,7 @@ class ForgetRequest:
         feature Z of feature-unlearning methods that declare `retain_attribute`; None without colours."""
         if not data.coloured:
             return None
-        colours = data.colours("train") if self.oracle_colours is None else self.oracle_colours
-        return np.asarray(colours[self.retain_idx], dtype=np.int64)
+        return np.asarray(data.colours("train")[self.retain_idx], dtype=np.int64)
 
     def forget_set(self, data) -> tuple[np.ndarray, np.ndarray]:
         """ΔD as the model was trained on it (for the bias scenario: the pattern points z in their class colour)."""
@@ -152,6 +151,17 @@ class Scenario:
         gives the colours of each name that re-colours its training set (`Built.oracle_colours`)."""
         return {RETRAIN: "a fresh model trained from scratch on D \\ ΔD (the retain points)"}
 
+    def check_tuning(self, options, tuning_options, explicit: set, where: str) -> None:
+        """Config-time checks of the tuning request's options (`scenarios.<name>.tune_request`, keys `explicit`
+        given there) against the evaluated request's (ConfigError naming the key)."""
+
+    def build_tuning(self, data, options, rng: np.random.Generator, evaluated_forget_idx: np.ndarray) -> "Built":
+        """The tuning request (docs/tuning.md): a request of this type distinct from the evaluated one (another
+        draw, disjoint from `evaluated_forget_idx`, or another class), built from the training split only (`data`
+        holds no test split here: no test indices). `options` are the tuning request's options."""
+        raise NotImplementedError(f"scenario type {self.name!r} defines no tuning request; the tune stage cannot "
+                                  f"run on it")
+
 
 @dataclass
 class Built:
@@ -185,6 +195,8 @@ def make_options(name: str, values: dict | None, where: str):
 
     values = dict(values or {})
     kind = values.pop("type", name)
+    for key in ("tune_request", "tuned_by"):  # how the scenario is tuned (config.py), not options of its type
+        values.pop(key, None)
     if kind not in REGISTRY:
         key = f"{where}.type" if name != kind else where
         raise ConfigError(f"{key}: unknown scenario type {kind!r}; registered: {', '.join(sorted(REGISTRY))} "

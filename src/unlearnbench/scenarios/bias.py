@@ -112,18 +112,43 @@ class Bias(Scenario):
             raise ValueError("scenarios.bias: no training image carries its class colour (bias_strength is 0)")
         _, forget_idx = stratified_split(y[follows_pattern], options.pattern_fraction, rng)
         forget_idx = np.sort(follows_pattern[forget_idx])
-        # z̃: the forget images in colours independent of the label; both oracles see ΔD as exactly these
+        return self._built(options, forget_idx, colours, n_colours, rng,
+                           f"pattern points z_KL: {len(forget_idx)} of the {len(follows_pattern)} training images that "
+                           f"carry their class colour (feature set K = colour, label set L = class), stratified by "
+                           f"class; counterfactuals z̃: the same images in colours drawn independently of the label; "
+                           f"retain data D_r: every other training image as the baseline saw it",
+                           {"n_pattern_points": int(len(follows_pattern))})
+
+    def _built(self, options, forget_idx, colours, n_colours, rng, definition, extra=None):
+        # z̃: the forget images in colours independent of the label; every reference oracle sees ΔD as exactly these
         counterfactual = colour_mod.random_colours(len(forget_idx), n_colours, rng)
-        decorrelated = colour_mod.random_colours(len(y), n_colours, rng)
+        decorrelated = colour_mod.random_colours(len(colours), n_colours, rng)
         decorrelated[forget_idx] = counterfactual
         replaced = colours.copy()
         replaced[forget_idx] = counterfactual
         by_kind = {"decorrelated": decorrelated, "replace_forget": replaced}
         oracle_colours = {name: by_kind[kind] for name, kind in self.oracle_kinds(options).items()}
-        return Built(forget_idx,
-                     f"pattern points z_KL: {len(forget_idx)} of the {len(follows_pattern)} training images that "
-                     f"carry their class colour (feature set K = colour, label set L = class), stratified by class; "
-                     f"counterfactuals z̃: the same images in colours drawn independently of the label; retain data "
-                     f"D_r: every other training image as the baseline saw it",
-                     counterfactual_colours=counterfactual, oracle_colours=oracle_colours,
-                     extra={"n_pattern_points": int(len(follows_pattern))})
+        return Built(forget_idx, definition, counterfactual_colours=counterfactual, oracle_colours=oracle_colours,
+                     extra=extra)
+
+    def build_tuning(self, data, options, rng, evaluated_forget_idx):
+        """`pattern_fraction` of each class's pattern points (as `build` counts them), drawn among the pattern points
+        outside the evaluated forget set; counterfactual and oracle colours drawn anew (same `oracle` option)."""
+        y = data.labels("train")
+        colours = data.colours("train")
+        n_colours = data.manifest["colour"]["n_colours"]
+        pattern = np.flatnonzero(colours == y % n_colours)
+        pool = np.setdiff1d(pattern, evaluated_forget_idx)
+        forget = []
+        for c in np.unique(y[pattern]):
+            need = max(1, int(round(options.pattern_fraction * np.sum(y[pattern] == c))))
+            members = pool[y[pool] == c]
+            if need >= len(members):
+                raise ValueError(f"scenarios.bias (tuning request): class {c} has {len(members)} pattern points "
+                                 f"outside the evaluated forget set, too few to forget {need} and retain some; lower "
+                                 f"pattern_fraction")
+            forget.append(rng.permutation(members)[:need])
+        forget_idx = np.sort(np.concatenate(forget))
+        return self._built(options, forget_idx, colours, n_colours, rng,
+                           f"tuning request: {len(forget_idx)} pattern points outside the evaluated forget set (as "
+                           f"many per class); counterfactual and oracle colours drawn anew")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import ConfigError, SizeError
 from ..knobs import knob
 from .base import Built, Scenario, register
@@ -12,6 +14,17 @@ def uniform_draw(n: int, n_forget: int, rng, problem: str):
     if not 0 < n_forget < n:
         raise ValueError(problem)
     return rng.permutation(n)[:n_forget]
+
+
+def disjoint_draw(n: int, n_forget: int, evaluated_forget_idx, rng, what: str):
+    """A tuning request's forget set: n_forget points drawn uniformly from the training points outside the
+    evaluated forget set (so tuning never sees the points the table's D_f metrics are computed on)."""
+    pool = np.setdiff1d(np.arange(n), evaluated_forget_idx)
+    if not 0 < n_forget < len(pool):
+        raise ValueError(f"{what}: a tuning request of {n_forget} points disjoint from the {n - len(pool)} "
+                         f"evaluated forget points needs more than {n_forget} of the other {len(pool)} points; "
+                         f"give scenarios.<name>.tune_request a smaller size")
+    return np.sort(rng.permutation(pool)[:n_forget])
 
 
 @register
@@ -41,3 +54,10 @@ class RandomPoints(Scenario):
         forget = uniform_draw(n, n_forget, rng,
                               f"scenarios.random.fraction={options.fraction} leaves {n_forget} of {n} points")
         return Built(forget, f"{n_forget} training points drawn uniformly without replacement")
+
+    def build_tuning(self, data, options, rng, evaluated_forget_idx):
+        n = len(data.labels("train"))
+        n_forget = int(round(options.fraction * n))
+        forget = disjoint_draw(n, n_forget, evaluated_forget_idx, rng, "scenarios.random (tuning request)")
+        return Built(forget, f"tuning request: {n_forget} training points drawn uniformly without replacement "
+                             f"from those outside the evaluated forget set")

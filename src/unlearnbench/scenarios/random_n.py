@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..errors import SizeError
 from ..knobs import knob
 from .base import Built, Scenario, register
-from .random import uniform_draw
+from .random import disjoint_draw, uniform_draw
 
 
 @register
@@ -30,3 +30,9 @@ class RandomN(Scenario):
         forget = uniform_draw(total, options.n, rng,
                               f"scenarios.random_n.n={options.n}: must be in 1..{total - 1} for {total} training points")
         return Built(forget, f"exactly {options.n} training points drawn uniformly without replacement")
+
+    def build_tuning(self, data, options, rng, evaluated_forget_idx):
+        forget = disjoint_draw(len(data.labels("train")), options.n, evaluated_forget_idx, rng,
+                               "scenarios.random_n (tuning request)")
+        return Built(forget, f"tuning request: exactly {options.n} training points drawn uniformly without "
+                             f"replacement from those outside the evaluated forget set")

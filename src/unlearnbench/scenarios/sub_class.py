@@ -52,3 +52,35 @@ class SubClass(Scenario):
                      test_forget_idx=np.flatnonzero(data.arrays["f_test"] == fine),
                      extra={"fine_class": fine, "fine_class_name": fine_name, "coarse_class": int(coarse[0]),
                             "coarse_class_name": coarse_name})
+
+    def check_tuning(self, options, tuning_options, explicit, where):
+        if "fine_class" in explicit and tuning_options.fine_class == options.fine_class:
+            raise ConfigError(f"{where}.fine_class: the tuning request must forget another fine class than the "
+                              f"evaluated one ({options.fine_class}); name another or leave it out (default: the "
+                              f"next fine class of the same superclass)")
+
+    def build_tuning(self, data, options, rng, evaluated_forget_idx):
+        """Another fine class: `tune_request.fine_class`, else the next fine class (cyclically, by index) inside the
+        evaluated one's superclass. No test indices."""
+        if "f_train" not in data.arrays:
+            raise ValueError("scenarios.sub_class needs fine labels (labels: coarse on a cifar100 dataset)")
+        fine_y, y = data.arrays["f_train"], data.labels("train")
+        fine = options.fine_class
+        if np.array_equal(np.flatnonzero(fine_y == fine), np.sort(evaluated_forget_idx)):
+            coarse = int(y[evaluated_forget_idx[0]])
+            siblings = sorted(set(np.unique(fine_y[y == coarse]).tolist()) - {fine})
+            if not siblings:
+                raise ValueError(f"scenarios.sub_class: superclass {coarse} has no other fine class to tune on; "
+                                 f"name one in tune_request.fine_class")
+            fine = next((f for f in siblings if f > fine), siblings[0])
+        forget = np.flatnonzero(fine_y == fine)
+        if len(forget) == 0:
+            raise ValueError(f"scenarios.sub_class.tune_request.fine_class={fine}: no training image has this class")
+        coarse = np.unique(y[forget])
+        if len(coarse) != 1:
+            raise ValueError(f"scenarios.sub_class.tune_request.fine_class={fine}: spans superclasses {coarse.tolist()}")
+        fine_names = data.manifest.get("fine_class_names", [])
+        fine_name = fine_names[fine] if fine < len(fine_names) else str(fine)
+        return Built(forget, f"tuning request: every training image of fine class {fine} ({fine_name}) inside "
+                             f"superclass {int(coarse[0])}: {len(forget)} images",
+                     extra={"fine_class": int(fine), "fine_class_name": fine_name, "coarse_class": int(coarse[0])})
