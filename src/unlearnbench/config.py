@@ -114,9 +114,7 @@ def parse(config: dict) -> Plan:
         raise ConfigError(f"results: {config.get('results')!r} is not a usable output folder (it would write into "
                           f"the repository root or /); give a folder name such as results")
     for name, ds in config["datasets"].items():
-        if ds.get("labels", "fine") == "coarse" and ds["source"] != "cifar100":
-            raise ConfigError(f"datasets.{name}.labels: coarse labels exist only for source cifar100, "
-                              f"not {ds['source']!r}")
+        check_superclasses(name, ds)
         for scenario in dataset_scenarios(config, name):
             if scenario not in config["scenarios"]:
                 raise ConfigError(f"datasets.{name}.scenarios: scenario {scenario!r} is not configured under "
@@ -152,7 +150,32 @@ def parse(config: dict) -> Plan:
                                   f"restrict the run with methods.{name}.scenarios: [...]")
             run.job(dataset, scenario)  # validates the overridden knobs where they apply
         runs[name] = run
+    from .jit_report import jit_plan
+
+    jit_plan(config)  # artifacts.jit: its scenarios exist, run, and have JiT's evaluation sets
     return Plan(experiments=plan_experiments, seeds=seed_list(config), runs=runs)
+
+
+def check_superclasses(name: str, ds: dict) -> None:
+    """`labels: coarse` needs built-in coarse labels (cifar100) or a declared `superclasses` map that puts every
+    fine class of the source in exactly one superclass; a map without `labels: coarse` is a mistake."""
+    from .datasets import DATASETS
+    from .experiment import coarse_map
+
+    superclasses = ds.get("superclasses")
+    coarse = ds.get("labels", "fine") == "coarse"
+    if superclasses and not coarse:
+        raise ConfigError(f"datasets.{name}.superclasses: a superclass map is used only with labels: coarse; set "
+                          f"datasets.{name}.labels: coarse or remove the map")
+    if coarse and not superclasses and ds["source"] != "cifar100":
+        raise ConfigError(f"datasets.{name}.labels: coarse labels are built in only for source cifar100, not "
+                          f"{ds['source']!r}; declare them with datasets.{name}.superclasses: {{name: [fine "
+                          f"classes], ...}}")
+    if superclasses:
+        try:
+            coarse_map(superclasses, len(DATASETS[ds["source"]].class_names), f"datasets.{name}.superclasses")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def check_config(config: dict) -> None:
