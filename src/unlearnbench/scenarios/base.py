@@ -6,6 +6,13 @@ A scenario is a class with
   Options:  a knobs dataclass of its options, validated like method knobs (unlearnbench.knobs)
   check(options, dataset, dataset_cfg, where): config-time checks against a dataset entry (torch- and data-free)
   build(data, options, rng): the ForgetRequest for an experiment (numpy only)
+  evaluation: which test sets JiT's tables read for this scenario: "class" (D_r = test images of the retained
+            classes, D_f = test images of the forgotten (sub-)class), "sample" (D_r = the whole test set, D_f =
+            the forget set's training images), None (not a JiT scenario); `evaluation_of(options)` when it
+            depends on the options
+  needs_reference: the request depends on a trained model (the reference baseline, `reference_seed` option):
+            build(data, options, rng, reference) then also gets that model's logits on the train and test splits
+            ({"train": (n_train, C), "test": (n_test, C)} numpy arrays) and the checkpoint's identity
 Scenarios register themselves by module (unlearnbench.registry.discover): adding one is one new module.
 """
 from __future__ import annotations
@@ -100,6 +107,12 @@ class Scenario:
     name: ClassVar[str]
     label: ClassVar[str]
     Options: ClassVar[type]
+    evaluation: ClassVar[str | None] = None
+    needs_reference: ClassVar[bool] = False
+
+    def evaluation_of(self, options) -> str | None:
+        """"class", "sample" or None: the test sets JiT's tables read for this scenario (module docstring)."""
+        return self.evaluation
 
     def check(self, options, dataset: str, dataset_cfg: dict, where: str) -> None:
         """Config-time checks of this scenario on one dataset entry (ConfigError naming the key)."""
@@ -117,6 +130,7 @@ class Built:
     oracle_colours: np.ndarray | None = None
     test_forget_idx: np.ndarray | None = None
     extra: dict | None = None
+    retain_idx: np.ndarray | None = None  # None: every training point not forgotten
 
 
 REGISTRY: dict[str, type[Scenario]] = {}

@@ -18,6 +18,7 @@ def uniform_draw(n: int, n_forget: int, rng, problem: str):
 class RandomPoints(Scenario):
     name = "random"
     label = "Random Data Points"
+    evaluation = "sample"  # JiT's tables: see scenarios/base.py
 
     @dataclass
     class Options:

@@ -12,6 +12,7 @@ from .random import uniform_draw
 class RandomN(Scenario):
     name = "random_n"
     label = "Random Samples"
+    evaluation = "sample"  # JiT's tables: see scenarios/base.py
 
     @dataclass
     class Options:
