@@ -63,9 +63,11 @@ include: "rules/train.smk"
 include: "rules/unlearn.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/jit.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.paper.input,
+        rules.jit_paper.input,
