@@ -398,17 +398,18 @@ def jit_entropy_figure(*, runs: list[str], outputs: list[str], pdf: str, png: st
     with atomic_path(tests) as tmp:
         table.to_csv(tmp, index=False)
     plt = _pyplot()
-    n_cols = max(1, max((sum(1 for p in panels if p[0] == d) for d in datasets), default=1))
-    fig, axes = plt.subplots(max(1, len(datasets)), n_cols, figsize=(2.6 * n_cols, 2.3 * max(1, len(datasets))),
-                             squeeze=False)
+    n_cols = min(4, max(1, len(panels)))
+    n_rows = max(1, -(-len(panels) // n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.7 * n_cols, 2.4 * n_rows), squeeze=False)
     for ax in axes.flat:
         ax.set_visible(False)
-    for r, dataset in enumerate(datasets):
+    flat = iter(axes.flat)
+    for dataset in datasets:
         pooled = {k: np.concatenate(list(v.values())) for k, v in entropies.items() if k[0] == dataset}
         top = max(float(np.max(v)) for v in pooled.values()) if pooled else 1.0
         bins = np.linspace(0.0, max(top, 1e-6), 31)
         for c, (_, setting, method, result) in enumerate(p for p in panels if p[0] == dataset):
-            ax = axes[r, c]
+            ax = next(flat)
             ax.set_visible(True)
             if (dataset, "standard", "original") in pooled and method != "original":
                 ax.hist(pooled[(dataset, "standard", "original")], bins=bins, histtype="step", color="0.55",
@@ -463,8 +464,8 @@ def jit_runtime_figure(*, runs: str, pdf: str, png: str, scenarios: list[str], l
             values = sub[(sub.setting == s) & (sub.method == m)].value.to_numpy()
             ax.plot(values, np.full(len(values), i), "o", color="0.3", markersize=2)
             if jit and jit > 0 and m != "jit":
-                ax.annotate(f"×{medians[i] / jit:.3g}", (medians[i], i), xytext=(3, 0), textcoords="offset points",
-                            va="center", fontsize=6)
+                ax.annotate(f"×{medians[i] / jit:.3g}", (max(medians[i], float(np.max(values))), i), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize=6)
         ax.set_yticks(y, [method_label(s, m) for s, m in rows], fontsize=7)
         ax.invert_yaxis()
         positive = [v for v in medians if v > 0]
