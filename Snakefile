@@ -88,6 +88,7 @@ include: "rules/bias_strength.smk"
 include: "rules/report.smk"
 include: "rules/xs.smk"
 include: "rules/tune.smk"
+include: "rules/jit.smk"
 
 
 rule all:
@@ -96,3 +97,4 @@ rule all:
         rules.paper.input,
         XS_OUTPUTS,
         TUNING_ARTIFACTS,
+        rules.jit_paper.input,

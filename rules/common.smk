@@ -2,6 +2,7 @@
 
 from unlearnbench.codehash import code_hash
 from unlearnbench.config import scenario_options
+from unlearnbench.scenarios import REGISTRY as SCENARIO_TYPES
 
 # the code each kind of job runs (unlearnbench.codehash): a change to it (or to what it imports) reruns its jobs
 CODE = {
@@ -14,10 +15,16 @@ CODE = {
     "tables": code_hash("unlearnbench.tables"),
 }
 SCENARIO = {name: scenario_options(config, name) for name in config["scenarios"]}
+# scenarios whose request is built from a trained model (rule forget_request_from_model)
+MODEL_REQUESTS = [name for name in SCENARIO if SCENARIO_TYPES[SCENARIO[name]["type"]].needs_reference]
+
+
+def scenario_modules(wildcards):
+    return "unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}"
 
 
 def scenario_code(wildcards):
-    return code_hash("unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}")
+    return code_hash(*scenario_modules(wildcards))
 
 
 def dataset_cfg(wildcards):

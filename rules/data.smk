@@ -30,7 +30,8 @@ rule prepare_experiment:
         experiment=f"{RESULTS}/{{dataset}}/data/experiment.npz",
         manifest=f"{RESULTS}/{{dataset}}/data/experiment.json",
     params:
-        dataset=lambda wc: {k: v for k, v in dataset_cfg(wc).items() if k in ("source", "split", "colour", "labels")},
+        dataset=lambda wc: {k: v for k, v in dataset_cfg(wc).items() if k in ("source", "split", "colour", "labels",
+                                                                           "superclasses")},
         data_seed=config["data_seed"],
         code=CODE["experiment"],
     log:
@@ -49,11 +50,41 @@ rule forget_request:
     output:
         request=f"{RESULTS}/{{dataset}}/requests/{{scenario}}.npz",
         definition=f"{RESULTS}/{{dataset}}/requests/{{scenario}}.json",
+    wildcard_constraints:
+        scenario="|".join(n for n in SCENARIO if n not in MODEL_REQUESTS) or "^$",
     params:
         scenario=lambda wc: wc.scenario,
         options=lambda wc: SCENARIO[wc.scenario],
         data_seed=config["data_seed"],
         code=scenario_code,
+    log:
+        f"{RESULTS}/logs/forget_request/{{dataset}}_{{scenario}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/forget_request/{{dataset}}_{{scenario}}.tsv"
+    conda:
+        "../envs/unlearnbench.yaml"
+    script:
+        "../workflow_scripts/job.py"
+
+
+# A request built from a trained model (a scenario that `needs_reference`, e.g. worst_case): its forget set is
+# ranked by the reference baseline (the scenario's `reference_seed`), so it is the same for every seed.
+rule forget_request_from_model:
+    input:
+        experiment=rules.prepare_experiment.output.experiment,
+        reference=lambda wc: f"{RESULTS}/{wc.dataset}/baseline/seed{SCENARIO[wc.scenario]['reference_seed']}/model.pt",
+    output:
+        request=f"{RESULTS}/{{dataset}}/requests/{{scenario}}.npz",
+        definition=f"{RESULTS}/{{dataset}}/requests/{{scenario}}.json",
+    wildcard_constraints:
+        scenario="|".join(MODEL_REQUESTS) or "^$",
+    params:
+        scenario=lambda wc: wc.scenario,
+        options=lambda wc: SCENARIO[wc.scenario],
+        data_seed=config["data_seed"],
+        device=config["device"],
+        code=lambda wc: code_hash(*scenario_modules(wc), "unlearnbench.scenarios._reference"),
+    threads: 1
     log:
         f"{RESULTS}/logs/forget_request/{{dataset}}_{{scenario}}.log",
     benchmark:

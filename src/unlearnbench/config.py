@@ -252,9 +252,13 @@ def _scenario_tuning(config: dict, scenario_types: dict) -> dict:
             if tuned_by not in config["scenarios"] or tuned_by == name:
                 raise ConfigError(f"{where}.tuned_by: {tuned_by!r} is not another configured scenario "
                                   f"({', '.join(s for s in config['scenarios'] if s != name)})")
-            if scenario_types[tuned_by] != scenario_types[name]:
+            from .scenarios import REGISTRY as SCENARIOS
+
+            allowed = {scenario_types[name], SCENARIOS[scenario_types[name]].tunes_like} - {None}
+            if scenario_types[tuned_by] not in allowed:
                 raise ConfigError(f"{where}.tuned_by: {tuned_by!r} is a {scenario_types[tuned_by]!r} scenario and "
-                                  f"{name!r} a {scenario_types[name]!r} one; knobs are reused within one type")
+                                  f"{name!r} a {scenario_types[name]!r} one; knobs are reused within one type"
+                                  f" ({' or '.join(sorted(allowed))} here)")
             if (config["scenarios"][tuned_by] or {}).get("tuned_by"):
                 raise ConfigError(f"{where}.tuned_by: {tuned_by!r} itself reuses another scenario's knobs; name "
                                   f"the scenario that is tuned")
@@ -281,9 +285,7 @@ def parse(config: dict) -> Plan:
         raise ConfigError(f"results: {config.get('results')!r} is not a usable output folder (it would write into "
                           f"the repository root or /); give a folder name such as results")
     for name, ds in config["datasets"].items():
-        if ds.get("labels", "fine") == "coarse" and ds["source"] != "cifar100":
-            raise ConfigError(f"datasets.{name}.labels: coarse labels exist only for source cifar100, "
-                              f"not {ds['source']!r}")
+        check_superclasses(name, ds)
         for scenario in dataset_scenarios(config, name):
             if scenario not in config["scenarios"]:
                 raise ConfigError(f"datasets.{name}.scenarios: scenario {scenario!r} is not configured under "
@@ -330,6 +332,9 @@ def parse(config: dict) -> Plan:
                                   f"{dataset!r} too, or drop tuned_by")
         runs[name] = run
         runs.update({p.name: p for p in points})
+    from .jit_report import jit_plan
+
+    jit_plan(config)  # artifacts.jit: its scenarios exist, run, and have JiT's evaluation sets
     return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning)
 
 
@@ -411,6 +416,28 @@ def _dataset_full_train(ds: dict) -> int:
     split = {k: v for k, v in (ds.get("split") or {}).items() if k != "train_size"}
     sizes = planned_sizes("_", {**ds, "split": split})
     return int(sizes.train.sum() + sizes.val.sum())
+
+
+def check_superclasses(name: str, ds: dict) -> None:
+    """`labels: coarse` needs built-in coarse labels (cifar100) or a declared `superclasses` map that puts every
+    fine class of the source in exactly one superclass; a map without `labels: coarse` is a mistake."""
+    from .datasets import DATASETS
+    from .experiment import coarse_map
+
+    superclasses = ds.get("superclasses")
+    coarse = ds.get("labels", "fine") == "coarse"
+    if superclasses and not coarse:
+        raise ConfigError(f"datasets.{name}.superclasses: a superclass map is used only with labels: coarse; set "
+                          f"datasets.{name}.labels: coarse or remove the map")
+    if coarse and not superclasses and ds["source"] != "cifar100":
+        raise ConfigError(f"datasets.{name}.labels: coarse labels are built in only for source cifar100, not "
+                          f"{ds['source']!r}; declare them with datasets.{name}.superclasses: {{name: [fine "
+                          f"classes], ...}}")
+    if superclasses:
+        try:
+            coarse_map(superclasses, len(DATASETS[ds["source"]].class_names), f"datasets.{name}.superclasses")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def check_config(config: dict) -> None:

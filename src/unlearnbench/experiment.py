@@ -110,6 +110,11 @@ def planned_sizes(dataset: str, cfg: dict) -> PlannedSizes:
     spec = DATASETS[cfg["source"]]
     coarse = cfg.get("labels", "fine") == "coarse"
     counts = spec.coarse_class_counts if coarse else spec.class_counts
+    if coarse and cfg.get("superclasses"):  # a declared superclass map: each superclass pools its fine classes
+        fine_to_coarse = coarse_map(cfg["superclasses"], len(spec.class_counts["train"]),
+                                    f"datasets.{dataset}.superclasses")
+        counts = {part: tuple(np.bincount(fine_to_coarse, weights=np.asarray(n, dtype=np.float64)).astype(np.int64))
+                  for part, n in spec.class_counts.items()}
     train = np.asarray(counts["train"], dtype=np.int64)
     test = np.asarray(counts.get("test", (0,) * len(train)), dtype=np.int64)
     split = cfg.get("split") or {}
@@ -145,14 +150,35 @@ def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def coarse_map(superclasses: dict, n_fine: int, where: str = "superclasses") -> np.ndarray:
+    """Fine class -> superclass index (the declared order) of a declared superclass map {name: [fine classes]},
+    which must put each of the `n_fine` fine classes in exactly one superclass (ValueError naming `where`)."""
+    mapping = np.full(n_fine, -1, dtype=np.int64)
+    for index, (name, members) in enumerate(superclasses.items()):
+        for fine in members:
+            if not 0 <= int(fine) < n_fine:
+                raise ValueError(f"{where}.{name}: fine class {fine} does not exist (classes 0..{n_fine - 1})")
+            if mapping[int(fine)] >= 0:
+                raise ValueError(f"{where}.{name}: fine class {fine} is already in superclass "
+                                 f"{list(superclasses)[mapping[int(fine)]]!r}; every fine class belongs to one "
+                                 f"superclass")
+            mapping[int(fine)] = index
+    missing = np.flatnonzero(mapping < 0)
+    if len(missing):
+        raise ValueError(f"{where}: fine classes {missing.tolist()} are in no superclass; list every class "
+                         f"0..{n_fine - 1} exactly once")
+    return mapping
+
+
 def build_experiment(raw: dict, *, split: dict, colour: dict, data_seed: int,
-                     labels: str = "fine") -> tuple[dict, dict]:
+                     labels: str = "fine", superclasses: dict | None = None) -> tuple[dict, dict]:
     """From a prepared raw dataset to the arrays and manifest of one experiment.
 
     The validation split is carved from training data; sources without an official test split (digits)
     also get a stratified test split. Both with `data_seed`, so they are the same for every training seed.
-    labels="coarse" (CIFAR-100 only) trains on the 20 superclasses ("CIFAR-20"); the fine labels are kept
-    as `f_train` / `f_val` / `f_test` so a request can select one fine class (the sub_class scenario).
+    labels="coarse" trains on superclasses: CIFAR-100's 20 built-in ones ("CIFAR-20"), or, for any source, the
+    declared map `superclasses` ({name: [fine classes]}, superclass indices in the declared order). The fine labels
+    are kept as `f_train` / `f_val` / `f_test` so a request can select one fine class (the sub_class scenario).
     """
     rng = np.random.default_rng([data_seed, 0xDA7A])
     x_train, y_train = np.asarray(raw["x_train"]), np.asarray(raw["y_train"], dtype=np.int64)
@@ -162,9 +188,18 @@ def build_experiment(raw: dict, *, split: dict, colour: dict, data_seed: int,
     f_train = f_test = None
     raw_manifest = raw.get("manifest", {})
     class_names = raw_manifest.get("class_names")
-    if labels == "coarse":
+    if superclasses and labels != "coarse":
+        raise ValueError("superclasses: a superclass map is used only with labels: coarse")
+    if labels == "coarse" and superclasses:
+        n_fine = len(class_names) if class_names else int(max(y_train.max(), y_test.max() if has_test else 0) + 1)
+        mapping = coarse_map(superclasses, n_fine)
+        f_train, y_train = y_train, mapping[y_train]
+        f_test, y_test = y_test, (mapping[y_test] if has_test else y_test)
+        class_names = list(superclasses)
+    elif labels == "coarse":
         if "y_train_coarse" not in raw:
-            raise ValueError("labels: coarse needs a source with coarse labels (cifar100); this source has none")
+            raise ValueError("labels: coarse needs a source with coarse labels (cifar100) or a declared superclass "
+                             "map (datasets.<name>.superclasses: {name: [fine classes]}); this source has neither")
         f_train, y_train = y_train, np.asarray(raw["y_train_coarse"], dtype=np.int64)
         f_test, y_test = y_test, np.asarray(raw["y_test_coarse"], dtype=np.int64)
         class_names = raw_manifest.get("coarse_class_names")
@@ -174,6 +209,8 @@ def build_experiment(raw: dict, *, split: dict, colour: dict, data_seed: int,
         kept, taken = stratified_split(y_train, split["test_fraction"], rng)
         x_test, y_test = x_train[taken], y_train[taken]
         x_train, y_train = x_train[kept], y_train[kept]
+        if f_train is not None:  # a declared superclass map on a source without a test split (digits)
+            f_test, f_train = f_train[taken], f_train[kept]
     # CPU-scale runs: stratified subsets, drawn only when asked for (so other configs keep their splits)
     chosen = _stratified_subset(y_train, split.get("train_size"), rng)
     if chosen is not None:
@@ -199,6 +236,8 @@ def build_experiment(raw: dict, *, split: dict, colour: dict, data_seed: int,
         "data_seed": data_seed,
         "colour": None,
     }
+    if superclasses and labels == "coarse":
+        manifest["superclasses"] = {name: [int(c) for c in members] for name, members in superclasses.items()}
     if f_train is not None:
         manifest["fine_class_names"] = list(raw_manifest.get("class_names") or
                                             [str(c) for c in range(int(f_train.max()) + 1)])
@@ -287,6 +326,7 @@ def prepare_experiment(*, source: str, experiment: str, manifest: str, dataset: 
 
     raw = load_prepared(source)
     arrays, meta = build_experiment(raw, split=dataset["split"], colour=dataset["colour"],
-                                    data_seed=data_seed, labels=dataset.get("labels", "fine"))
+                                    data_seed=data_seed, labels=dataset.get("labels", "fine"),
+                                    superclasses=dataset.get("superclasses"))
     meta["source"] = dataset["source"]
     ExperimentData(arrays, meta).save(experiment, manifest)

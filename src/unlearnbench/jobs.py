@@ -18,6 +18,7 @@ TARGETS = {
     "prepare_source": "unlearnbench.datasets.rule:prepare_source",
     "prepare_experiment": "unlearnbench.experiment:prepare_experiment",
     "forget_request": "unlearnbench.scenarios:prepare_request",
+    "forget_request_from_model": "unlearnbench.scenarios._reference:prepare_request_from_model",
     "baseline": "unlearnbench.training:train_baseline",
     "retrain_oracle": "unlearnbench.training:train_oracle",
     "sparse_baseline": "unlearnbench.training:train_sparse_baseline",
@@ -44,6 +45,11 @@ TARGETS = {
     "tune": "unlearnbench.tuning:tune",
     "sweep_summary": "unlearnbench.sensitivity:sweep_summary",
     "sensitivity": "unlearnbench.sensitivity:sensitivity_figure",
+    "jit_table": "unlearnbench.jit_report:jit_table",
+    "jit_breakdown": "unlearnbench.jit_report:jit_breakdown",
+    "jit_entropy_figure": "unlearnbench.jit_report:jit_entropy_figure",
+    "jit_runtime_figure": "unlearnbench.jit_report:jit_runtime_figure",
+    "jit_toy_figure": "unlearnbench.jit_toy:toy_figure",
 }
 PASSED_BY_RUNNER = ("log", "threads")  # not rule keys: the job's log file and its thread count
 PROVENANCE = ("code",)  # rule params that only trigger reruns (the hash of the code a job runs): not passed

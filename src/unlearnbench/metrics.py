@@ -33,6 +33,7 @@ __all__ = [
     "mia_efficacy_svc",
     "mia_svc_undefined",
     "mia_lr_entropy",
+    "mia_lr_entropy_scores",
     "mia_loss_cv",
     "bias_correlation",
     "entropy_wilcoxon",
@@ -362,20 +363,54 @@ def mia_lr_entropy(
     Direction: closeness to Retrain is the criterion (lower = fewer forget
     samples look like training members; Retrain is usually well above 0).
     """
+    h_f = entropy_of_outputs(forget_logits)
+    clf = _entropy_attack(retain_logits, test_logits, seed)
+    if h_f.size == 0:
+        return float("nan")
+    return float(clf.predict(h_f.reshape(-1, 1)).mean())
+
+
+def _entropy_attack(retain_logits: Any, test_logits: Any, seed: int):
+    """The fitted attack of :func:`mia_lr_entropy`: entropy of retain (members, 1) vs test (non-members, 0)."""
     from sklearn.linear_model import LogisticRegression
 
     h_r = entropy_of_outputs(retain_logits)
     h_t = entropy_of_outputs(test_logits)
-    h_f = entropy_of_outputs(forget_logits)
     if h_r.size == 0 or h_t.size == 0:
         raise ValueError("retain and test sets must be non-empty")
-    if h_f.size == 0:
-        return float("nan")
     x = np.concatenate([h_r, h_t]).reshape(-1, 1)
     y = np.concatenate([np.ones(h_r.size), np.zeros(h_t.size)])
     clf = LogisticRegression(class_weight="balanced", solver="lbfgs", random_state=seed)
     clf.fit(x, y)
-    return float(clf.predict(h_f.reshape(-1, 1)).mean())
+    return clf
+
+
+def mia_lr_entropy_scores(
+    retain_logits: Any,
+    test_logits: Any,
+    query_logits: Any,
+    *,
+    seed: int,
+) -> dict:
+    """Per-sample output of :func:`mia_lr_entropy`'s attack (same fit) on ``query_logits``.
+
+    Returns ``dict(probability, log_odds, coef, intercept)``: ``probability`` =
+    ``clf.predict_proba(H)[:, 1]`` (the attack's probability that a sample is a
+    training member), ``log_odds`` = ``clf.decision_function(H)`` (the same
+    ranking without floating-point saturation at 1.0), and the fitted
+    coefficient / intercept. ``mia_lr_entropy`` is the mean of
+    ``probability > 0.5``.
+
+    Source: JiT §6 (Table 6) ranks the forget class's samples by this
+    probability and forgets the top 50 ("worst-case" samples).
+    """
+    clf = _entropy_attack(retain_logits, test_logits, seed)
+    h_q = entropy_of_outputs(query_logits).reshape(-1, 1)
+    if h_q.size == 0:
+        return {"probability": np.zeros(0), "log_odds": np.zeros(0), "coef": float(clf.coef_[0, 0]),
+                "intercept": float(clf.intercept_[0])}
+    return {"probability": clf.predict_proba(h_q)[:, 1], "log_odds": clf.decision_function(h_q),
+            "coef": float(clf.coef_[0, 0]), "intercept": float(clf.intercept_[0])}
 
 
 # Folds of mia_loss_cv's stratified cross-validation: each fold needs a forget and a test image, so a forget set

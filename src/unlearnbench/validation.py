@@ -35,6 +35,8 @@ class _StrictLoader(yaml.SafeLoader):
 def _mapping(loader, node, deep=False):
     seen = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: merged keys may be overridden here
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             mark = key_node.start_mark

@@ -12,12 +12,20 @@ from .base import REGISTRY, Built, ForgetRequest, Scenario, make_options, regist
 MODULES = discover(__name__)
 
 
-def make_request(name: str, data, options: dict, data_seed: int) -> ForgetRequest:
+def make_request(name: str, data, options: dict, data_seed: int, reference: dict | None = None) -> ForgetRequest:
     """Build the forget request of configured scenario `name` (options: its config entry, `type` included). The same
-    request serves every seed (see docs/methods.md)."""
+    request serves every seed (see docs/methods.md). A scenario that `needs_reference` gets `reference`: the
+    reference model's logits on the train and test splits (scenarios/_reference.py computes them)."""
     cls, opts = make_options(name, options, f"scenarios.{name}")
     rng = np.random.default_rng([data_seed, 0xF0, sum(map(ord, name))])
-    return _request(name, cls, opts, cls().build(data, opts, rng), data, data_seed)
+    if cls.needs_reference:
+        if reference is None:
+            raise ValueError(f"scenarios.{name}: a {cls.name} request is built from a trained reference model's "
+                             f"outputs; none was given")
+        built = cls().build(data, opts, rng, reference)
+    else:
+        built = cls().build(data, opts, rng)
+    return _request(name, cls, opts, built, data, data_seed)
 
 
 def make_tuning_request(name: str, data, options: dict, overrides: dict, data_seed: int,
@@ -52,7 +60,12 @@ def _request(name: str, cls, opts, built: Built, data, data_seed: int) -> Forget
     counterfactual = None if built.counterfactual_colours is None else np.asarray(built.counterfactual_colours)[order]
     y = data.labels("train")
     n = len(y)
-    retain_idx = np.setdiff1d(np.arange(n), forget_idx)
+    if built.retain_idx is None:
+        retain_idx = np.setdiff1d(np.arange(n), forget_idx)
+    else:
+        retain_idx = np.sort(np.asarray(built.retain_idx))
+        if len(np.intersect1d(retain_idx, forget_idx)):
+            raise ValueError(f"scenarios.{name}: the retain and forget sets overlap")
     description = {
         "scenario": name,
         "type": cls.name,

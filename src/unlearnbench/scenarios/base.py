@@ -9,6 +9,13 @@ A scenario is a class with
             (experiment.planned_sizes), ConfigError where `build` would fail
   references(options): the reference oracles it trains, by run name (`retrain` first; data-free)
   build(data, options, rng): the ForgetRequest for an experiment (numpy only)
+  evaluation: which test sets JiT's tables read for this scenario: "class" (D_r = test images of the retained
+            classes, D_f = test images of the forgotten (sub-)class), "sample" (D_r = the whole test set, D_f =
+            the forget set's training images), None (not a JiT scenario); `evaluation_of(options)` when it
+            depends on the options
+  needs_reference: the request depends on a trained model (the reference baseline, `reference_seed` option):
+            build(data, options, rng, reference) then also gets that model's logits on the train and test splits
+            ({"train": (n_train, C), "test": (n_test, C)} numpy arrays) and the checkpoint's identity
 Scenarios register themselves by module (unlearnbench.registry.discover): adding one is one new module.
 """
 from __future__ import annotations
@@ -132,6 +139,14 @@ class Scenario:
     name: ClassVar[str]
     label: ClassVar[str]
     Options: ClassVar[type]
+    evaluation: ClassVar[str | None] = None
+    needs_reference: ClassVar[bool] = False
+    # a type without a tuning request of its own (no build_tuning) may reuse knobs tuned on a scenario of this type
+    tunes_like: ClassVar[str | None] = None
+
+    def evaluation_of(self, options) -> str | None:
+        """"class", "sample" or None: the test sets JiT's tables read for this scenario (module docstring)."""
+        return self.evaluation
 
     def check(self, options, dataset: str, dataset_cfg: dict, where: str) -> None:
         """Config-time checks of this scenario on one dataset entry (ConfigError naming the key)."""
@@ -173,6 +188,7 @@ class Built:
     oracle_colours: dict = field(default_factory=dict)  # reference name -> colours of every training image
     test_forget_idx: np.ndarray | None = None
     extra: dict | None = None
+    retain_idx: np.ndarray | None = None  # None: every training point not forgotten
 
 
 REGISTRY: dict[str, type[Scenario]] = {}

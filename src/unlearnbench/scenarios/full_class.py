@@ -15,6 +15,7 @@ from .base import Built, Scenario, register
 class FullClass(Scenario):
     name = "full_class"
     label = "Full Class"
+    evaluation = "class"  # JiT's tables: see scenarios/base.py
 
     @dataclass
     class Options:

@@ -31,6 +31,7 @@ def disjoint_draw(n: int, n_forget: int, evaluated_forget_idx, rng, what: str):
 class RandomPoints(Scenario):
     name = "random"
     label = "Random Data Points"
+    evaluation = "sample"  # JiT's tables: see scenarios/base.py
 
     @dataclass
     class Options:

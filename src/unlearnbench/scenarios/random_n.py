@@ -13,6 +13,7 @@ from .random import disjoint_draw, uniform_draw
 class RandomN(Scenario):
     name = "random_n"
     label = "Random Samples"
+    evaluation = "sample"  # JiT's tables: see scenarios/base.py
 
     @dataclass
     class Options:

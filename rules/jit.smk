@@ -1,0 +1,154 @@
+# JiT's artifacts (Foster et al., TMLR 2025), made when the config has `artifacts.jit` (unlearnbench.jit_report.jit_plan):
+# a table per scenario (Tables 2-6 layout), per-class breakdowns (Tables 7-11) where a dataset runs several
+# scenarios of one type, the forget-set entropy figure (Fig. 4), the runtime figure (Fig. 5) and the 2-D toy
+# (Fig. 2). Cheap, local rules reading the aggregated results (the toy trains its own tiny models).
+
+from unlearnbench.jit_report import jit_plan, zero_shot_map
+
+JIT = jit_plan(config)
+JIT_LABELS = {name: ds.get("label", name) for name, ds in config["datasets"].items()}
+JIT_CODE = {
+    "report": code_hash("unlearnbench.jit_report"),
+    "toy": code_hash("unlearnbench.jit_toy", "unlearnbench.methods.jit"),
+}
+
+
+def jit_outputs():
+    """Every JiT artifact the config asks for (the inputs of rule jit_paper)."""
+    if JIT is None:
+        return []
+    paper = f"{RESULTS}/paper"
+    out = [f"{paper}/table_jit_{s}.tex" for s in JIT["scenarios"]]
+    out += [f"{paper}/table_jit_breakdown_{d}_{t}.tex" for d, t, _ in JIT["breakdowns"]]
+    if JIT["entropy"]:
+        out += [f"{paper}/fig_jit_entropy_{s}.{ext}" for s in JIT["scenarios"] for ext in ("pdf", "png", "csv")]
+    if JIT["runtime"]:
+        out += [f"{paper}/fig_jit_runtime.pdf", f"{paper}/fig_jit_runtime.png"]
+    if JIT["toy"]:
+        out += [f"{paper}/fig_jit_toy.pdf", f"{paper}/fig_jit_toy.png"]
+    return out
+
+
+def jit_breakdown_group(wildcards):
+    for dataset, kind, names in JIT["breakdowns"]:
+        if dataset == wildcards.dataset and kind == wildcards.kind:
+            return names
+    raise ValueError(f"no JiT breakdown for dataset {wildcards.dataset!r} and scenario type {wildcards.kind!r}")
+
+
+def jit_scenario_runs(wildcards):
+    """run.json / outputs.npz of every run of one scenario (every dataset running it, every seed and run)."""
+    dirs = [f"{RESULTS}/{d}/{s}/seed{seed}/{run}" for d, s in PLAN.experiments if s == wildcards.scenario
+            for seed in SEEDS
+            for run in references(s) + [r for r in PLAN.runs_for(s) if PLAN.runs[r].sweep_of is None]]
+    return {"runs": [f"{d}/run.json" for d in dirs], "outputs": [f"{d}/outputs.npz" for d in dirs]}
+
+
+localrules: jit_table, jit_breakdown, jit_entropy_figure, jit_runtime_figure, jit_toy_figure, jit_paper
+
+
+rule jit_table:
+    input:
+        summary=f"{RESULTS}/summary/summary.csv",
+        definitions=lambda wc: [f"{RESULTS}/{d}/requests/{s}.json" for d, s in PLAN.experiments if s == wc.scenario],
+    output:
+        table=report(f"{RESULTS}/paper/table_jit_{{scenario}}.tex", caption="../report/table_jit.rst",
+                     category="JiT", subcategory="Tables"),
+    params:
+        scenario=lambda wc: wc.scenario,
+        evaluation=lambda wc: JIT["evaluation"][wc.scenario],
+        labels=JIT_LABELS,
+        zero_shot=zero_shot_map(PLAN),
+        code=JIT_CODE["report"],
+    log:
+        f"{RESULTS}/logs/report/jit_table_{{scenario}}.log",
+    conda:
+        "../envs/unlearnbench.yaml"
+    script:
+        "../workflow_scripts/job.py"
+
+
+rule jit_breakdown:
+    input:
+        summary=f"{RESULTS}/summary/summary.csv",
+        definitions=lambda wc: [f"{RESULTS}/{wc.dataset}/requests/{s}.json" for s in jit_breakdown_group(wc)],
+    output:
+        table=report(f"{RESULTS}/paper/table_jit_breakdown_{{dataset}}_{{kind}}.tex",
+                     caption="../report/table_jit_breakdown.rst", category="JiT", subcategory="Tables"),
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]),
+        kind="|".join(SCENARIO_TYPES),
+    params:
+        dataset=lambda wc: wc.dataset,
+        label=lambda wc: JIT_LABELS[wc.dataset],
+        scenarios=jit_breakdown_group,
+        evaluation=lambda wc: {s: JIT["evaluation"][s] for s in jit_breakdown_group(wc)},
+        zero_shot=zero_shot_map(PLAN),
+        code=JIT_CODE["report"],
+    log:
+        f"{RESULTS}/logs/report/jit_breakdown_{{dataset}}_{{kind}}.log",
+    conda:
+        "../envs/unlearnbench.yaml"
+    script:
+        "../workflow_scripts/job.py"
+
+
+rule jit_entropy_figure:
+    input:
+        runs=lambda wc: jit_scenario_runs(wc)["runs"],
+        outputs=lambda wc: jit_scenario_runs(wc)["outputs"],
+    output:
+        pdf=f"{RESULTS}/paper/fig_jit_entropy_{{scenario}}.pdf",
+        png=report(f"{RESULTS}/paper/fig_jit_entropy_{{scenario}}.png", caption="../report/fig_jit_entropy.rst",
+                   category="JiT", subcategory="Figures"),
+        tests=f"{RESULTS}/paper/fig_jit_entropy_{{scenario}}.csv",
+    params:
+        scenario=lambda wc: wc.scenario,
+        labels=JIT_LABELS,
+        code=JIT_CODE["report"],
+    log:
+        f"{RESULTS}/logs/report/jit_entropy_{{scenario}}.log",
+    conda:
+        "../envs/unlearnbench.yaml"
+    script:
+        "../workflow_scripts/job.py"
+
+
+rule jit_runtime_figure:
+    input:
+        runs=f"{RESULTS}/summary/runs.csv",
+    output:
+        pdf=f"{RESULTS}/paper/fig_jit_runtime.pdf",
+        png=report(f"{RESULTS}/paper/fig_jit_runtime.png", caption="../report/fig_jit_runtime.rst", category="JiT",
+                   subcategory="Figures"),
+    params:
+        scenarios=JIT["scenarios"] if JIT else [],
+        labels=JIT_LABELS,
+        code=JIT_CODE["report"],
+    log:
+        f"{RESULTS}/logs/report/jit_runtime.log",
+    conda:
+        "../envs/unlearnbench.yaml"
+    script:
+        "../workflow_scripts/job.py"
+
+
+rule jit_toy_figure:
+    output:
+        pdf=f"{RESULTS}/paper/fig_jit_toy.pdf",
+        png=report(f"{RESULTS}/paper/fig_jit_toy.png", caption="../report/fig_jit_toy.rst", category="JiT",
+                   subcategory="Figures"),
+    params:
+        code=JIT_CODE["toy"],
+    threads: 1
+    log:
+        f"{RESULTS}/logs/report/jit_toy.log",
+    conda:
+        "../envs/unlearnbench.yaml"
+    script:
+        "../workflow_scripts/job.py"
+
+
+rule jit_paper:
+    input:
+        jit_outputs(),
