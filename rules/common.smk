@@ -27,6 +27,11 @@ def scenario_code(wildcards):
     return code_hash(*scenario_modules(wildcards))
 
 
+def uib_scenarios():
+    """The scenarios with rows in UIB Table 1 (artifacts.uib.scenarios; default every configured scenario)."""
+    return ((config.get("artifacts") or {}).get("uib") or {}).get("scenarios") or list(config["scenarios"])
+
+
 def dataset_cfg(wildcards):
     return config["datasets"][wildcards.dataset]
 
@@ -39,7 +44,7 @@ def references(scenario):
 
 def run_dirs():
     return [f"{RESULTS}/{dataset}/{scenario}/seed{seed}/{run}"
-            for dataset, scenario in PLAN.experiments for seed in SEEDS
+            for dataset, scenario in PLAN.experiments for seed in PLAN.seeds_of(scenario)
             for run in references(scenario) + [r for r in PLAN.runs_for(scenario) if int(seed) in PLAN.seeds_for(r)]]
 
 

@@ -39,7 +39,7 @@ def jit_breakdown_group(wildcards):
 def jit_scenario_runs(wildcards):
     """run.json / outputs.npz of every run of one scenario (every dataset running it, every seed and run)."""
     dirs = [f"{RESULTS}/{d}/{s}/seed{seed}/{run}" for d, s in PLAN.experiments if s == wildcards.scenario
-            for seed in SEEDS
+            for seed in PLAN.seeds_of(s)
             for run in references(s) + [r for r in PLAN.runs_for(s) if PLAN.runs[r].sweep_of is None]]
     return {"runs": [f"{d}/run.json" for d in dirs], "outputs": [f"{d}/outputs.npz" for d in dirs]}
 

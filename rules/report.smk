@@ -78,7 +78,7 @@ rule tables:
                      subcategory="Tables"),
     params:
         labels={name: ds.get("label", name) for name, ds in config["datasets"].items()},
-        scenarios=lambda wc: {name: scenario_label(name) for name in config["scenarios"]},
+        scenarios=lambda wc: {name: scenario_label(name) for name in uib_scenarios()},
         code=CODE["tables"],
     log:
         f"{RESULTS}/logs/report/tables.log",

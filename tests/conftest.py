@@ -9,6 +9,37 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+UIB_SCENARIOS = ("bias", "random")
+
+
+def uib_part(config: dict) -> dict:
+    """The UIB part of the embedded default (its digits_c / bias and digits / random experiments and the runs on
+    them; no JiT datasets, JiT artifacts, Xu & Strohmer stage or tuning): what the workflow tests run at 3 seeds,
+    since the whole default at 3 seeds would take most of the suite's time (the JiT, tuning and Xu & Strohmer
+    stages have their own workflow tests)."""
+    config = copy.deepcopy(config)
+    config["datasets"] = {name: {**ds, "scenarios": [s for s in ds["scenarios"] if s in UIB_SCENARIOS]}
+                          for name, ds in config["datasets"].items()
+                          if any(s in UIB_SCENARIOS for s in ds["scenarios"])}
+    config["scenarios"] = {name: spec for name, spec in config["scenarios"].items() if name in UIB_SCENARIOS}
+    methods = {}
+    for run, spec in config["methods"].items():
+        spec = {k: v for k, v in spec.items() if k not in ("tune", "sweep", "sweep_list", "sweep_seeds")}
+        if "scenarios" in spec:
+            spec["scenarios"] = [s for s in spec["scenarios"] if s in UIB_SCENARIOS]
+            if not spec["scenarios"]:
+                continue
+        spec["by_scenario"] = {k: v for k, v in (spec.get("by_scenario") or {}).items() if k in UIB_SCENARIOS}
+        if not spec["by_scenario"]:
+            del spec["by_scenario"]
+        methods[run] = spec
+    config["methods"] = methods
+    config.pop("xs", None)
+    config.pop("artifacts", None)
+    return config
+
+
+UIB_DEFAULT = uib_part(DEFAULT_CONFIG)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from unlearnbench.config import RunSpec, parse
 from unlearnbench.errors import ConfigError, InputFileError
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
+# a UIB-shaped config with every kind of run (settings, JiT, GA) on the bias and random scenarios
+DEFAULT = yaml.safe_load((ROOT / "config" / "uib_digits.yaml").read_text())
 
 
 def _validated(config: dict) -> dict:
@@ -49,7 +50,8 @@ def test_registries_find_every_module_on_disk():
                     if p.stem not in ("__init__", "base") and not p.stem.startswith("_")}  # _common: shared helpers
     assert set(methods.MODULES) == method_files
     assert {"sparsity", "uib"} <= set(methods.WRAPPERS) and "finetune" in methods.REGISTRY
-    scenario_files = {p.stem for p in (ROOT / "src/unlearnbench/scenarios").glob("*.py") if p.stem not in ("__init__", "base")}
+    scenario_files = {p.stem for p in (ROOT / "src/unlearnbench/scenarios").glob("*.py")
+                      if p.stem not in ("__init__", "base") and not p.stem.startswith("_")}  # _reference: a helper
     assert set(scenarios.MODULES) == scenario_files
     assert {cls.__module__.rsplit(".", 1)[1] for cls in scenarios.REGISTRY.values()} == scenario_files
 

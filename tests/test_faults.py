@@ -272,6 +272,12 @@ def _add_scenario(config, name, options, dataset="digits"):
 
 
 TINY_TEXT = yaml.safe_dump(TINY)
+
+
+def _seeds_line() -> int:
+    """The 1-based line of `seeds:` in the embedded config.yaml (the YAML-error case breaks that line)."""
+    lines = (ROOT / "config.yaml").read_text().splitlines()
+    return next(i for i, line in enumerate(lines) if line.startswith("seeds:")) + 1
 # (case, config text or None for the embedded config.yaml, the text the error must contain)
 BAD_CONFIGS = [
     ("training lr .nan", _config(lambda c: c["datasets"]["digits"]["train"].update(lr=float("nan"))),
@@ -302,7 +308,7 @@ BAD_CONFIGS = [
         cifar={"source": "cifar10", "scenarios": ["bias"]})), "datasets.cifar.colour.mode"),
     ("unknown top-level key", _config(lambda c: c.update(colour_mode="patch")), "colour_mode: unknown key"),
     ("key given twice", TINY_TEXT + "seeds: 2\n", "tiny.yaml, line"),
-    ("YAML error in config.yaml", None, "config.yaml, line 8, column"),
+    ("YAML error in config.yaml", None, f"config.yaml, line {_seeds_line() + 1}, column"),  # found on the next line
     ("YAML error in --configfile", TINY_TEXT.replace("seeds: 1", "seeds: [1, 2"),
      "Config file is not valid JSON or YAML"),  # Snakemake's own message (the file is read before our code)
 ]
@@ -324,8 +330,8 @@ def test_every_bad_config_stops_before_any_job_naming_its_key(config_workdirs, t
         shutil.copytree(config_workdirs, workdir)
         if text is None:  # a syntax error in the embedded default
             lines = (workdir / "config.yaml").read_text().splitlines()
-            assert lines[6].startswith("seeds:")
-            lines[6] = "seeds: [1, 2"
+            index = next(i for i, line in enumerate(lines) if line.startswith("seeds:"))
+            lines[index] = "seeds: [1, 2"
             (workdir / "config.yaml").write_text("\n".join(lines) + "\n")
             args = ["-n", "--cores", "2"]
         else:

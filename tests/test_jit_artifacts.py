@@ -304,7 +304,7 @@ def test_artifacts_jit_errors_name_the_key():
     bad["artifacts"]["jit"] = {"scenarios": ["nope"]}
     with pytest.raises(ConfigError, match=r"artifacts\.jit\.scenarios: 'nope'"):
         check_config(bad)
-    default = yaml.safe_load((ROOT / "config.yaml").read_text())
+    default = yaml.safe_load((ROOT / "config" / "uib_digits.yaml").read_text())  # bias + random only
     default["artifacts"] = {"jit": {"scenarios": ["bias"]}}
     with pytest.raises(ConfigError, match=r"artifacts\.jit\.scenarios: 'bias' is a bias scenario"):
         check_config(default)

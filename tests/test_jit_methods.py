@@ -332,11 +332,21 @@ def test_paper_jit_config_gives_the_papers_per_scenario_values():
     config = yaml.safe_load((root / "config" / "paper_jit.yaml").read_text())
     validate(config, str(root / "config" / "schema.yaml"))
     plan = parse(config)
-    jobs = {s: plan.job("jit", d, s)["knobs"] for d, s in plan.experiments}
-    assert (jobs["full_class"]["lr"], jobs["full_class"]["sigma"], jobs["full_class"]["batch_size"]) == (3e-4, 0.5, 128)
-    assert (jobs["sub_class"]["lr"], jobs["sub_class"]["sigma"], jobs["sub_class"]["batch_size"]) == (3e-4, 0.01, 64)
-    assert (jobs["random_n"]["sigma"], jobs["random_n"]["batch_size"]) == (0.01, 128)
+    jobs = {(d, s): plan.job("jit", d, s)["knobs"] for d, s in plan.experiments}
+
+    def knobs(dataset, scenario, *names):
+        return tuple(jobs[(dataset, scenario)][n] for n in names)
+
+    # VGG11 (paper §5 = the authors' code) and ViT (paper §5), per scenario type, by dataset
+    assert knobs("cifar100", "full_class", "lr", "sigma", "batch_size") == (3e-4, 0.5, 128)
+    assert knobs("cifar100", "full_class_lamp", "lr", "sigma", "batch_size") == (3e-4, 0.5, 128)
+    assert knobs("cifar20", "sub_class", "lr", "sigma", "batch_size") == (3e-4, 0.01, 64)
+    assert knobs("cifar10", "random_n", "sigma", "batch_size") == (0.01, 128)
+    assert knobs("cifar100_vit", "full_class", "lr", "sigma") == (1.5, 0.8)
+    assert knobs("cifar20_vit", "sub_class", "lr", "sigma", "batch_size") == (0.5, 1.5, 64)
+    assert knobs("cifar10_vit", "random_n", "lr", "sigma") == (0.01, 0.5)
     assert {spec.method for spec in plan.runs.values()} >= {"jit", "finetune", "amnesiac", "bad_teacher", "ssd",
                                                             "unsir", "boundary_shrink", "gkt", "emmn", "scrub"}
     assert set(plan.runs_for("random_n")).isdisjoint({"gkt", "emmn", "unsir"})
-    assert {config["datasets"][d]["model"]["arch"] for d in config["datasets"]} == {"vgg11"}
+    assert set(plan.runs_for("worst_case")).isdisjoint({"gkt", "emmn", "unsir"})
+    assert {config["datasets"][d]["model"]["arch"] for d in config["datasets"]} == {"vgg11", "vit_small"}

@@ -19,7 +19,8 @@ from unlearnbench.config import parse
 from unlearnbench.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = yaml.safe_load((ROOT / "config.yaml").read_text())
+# a UIB-shaped config with every kind of run (settings, JiT, GA) on the bias and random scenarios
+DEFAULT = yaml.safe_load((ROOT / "config" / "uib_digits.yaml").read_text())
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -1,4 +1,4 @@
-"""The Snakemake workflow end to end, in a copy of the repository, scaled down to 3 seeds.
+"""The Snakemake workflow end to end, in a copy of the repository: the UIB part of the default at 3 seeds.
 
 Also checks incremental reruns (dry runs after changes) and config errors that stop the run before any job.
 Every snakemake call has a timeout.
@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import uib_part
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -75,7 +76,7 @@ def _write_config(workdir: Path, config: dict, name: str = "test_config") -> Pat
 @pytest.fixture(scope="module")
 def completed(tmp_path_factory):
     workdir = _copy_workflow(tmp_path_factory.mktemp("workflow"))
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = uib_part(yaml.safe_load((ROOT / "config.yaml").read_text()))  # the JiT, tune, xs stages: own tests
     config["seeds"] = SEEDS
     cfg_path = _write_config(workdir, config)
     result = snakemake(workdir, "--configfile", str(cfg_path))

@@ -20,7 +20,7 @@ REFERENCE_RUNS = ("retrain", "original")
 RUN_KEYS = ("method", "setting", "setting_knobs", "scenarios", "by_scenario", "by_dataset", "sweep", "sweep_list",
             "sweep_seeds", "tune")
 # a scenario entry's keys that are not options of its type (scenarios/base.py: make_options leaves them out)
-SCENARIO_TUNING_KEYS = ("tune_request", "tuned_by")
+SCENARIO_TUNING_KEYS = ("tune_request", "tuned_by", "seeds")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class Plan:
     # scenario -> its reference oracles' run names (`retrain` first), as its type declares them (Scenario.references)
     references: dict[str, list[str]] = field(default_factory=dict)
     tuning: dict = field(default_factory=dict)  # scenario -> {"request": option overrides, "tuned_by": name | None}
+    scenario_seeds: dict = field(default_factory=dict)  # scenario -> its seeds (`scenarios.<name>.seeds`), if fewer
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def oracles(self, scenario: str) -> list[str]:
@@ -105,10 +106,18 @@ class Plan:
     def runs_for(self, scenario: str) -> list[str]:
         return [name for name, spec in self.runs.items() if spec.applies_to(scenario)]
 
-    def seeds_for(self, run: str) -> list[int]:
-        """The seeds a run is evaluated on: every configured seed, or a sweep's `sweep_seeds`."""
+    def seeds_for(self, run: str, scenario: str | None = None) -> list[int]:
+        """The seeds a run is evaluated on: every configured seed, or a sweep's `sweep_seeds`; on `scenario`, only
+        those of its seeds too (`scenarios.<name>.seeds`)."""
         seeds = self.runs[run].seeds
-        return list(self.seeds) if seeds is None else list(seeds)
+        seeds = list(self.seeds) if seeds is None else list(seeds)
+        if scenario is not None:
+            seeds = [s for s in seeds if s in self.seeds_of(scenario)]
+        return seeds
+
+    def seeds_of(self, scenario: str) -> list[int]:
+        """The seeds a scenario runs on (its oracles, original and runs): `scenarios.<name>.seeds`, default all."""
+        return list(self.scenario_seeds.get(scenario, self.seeds))
 
     def tuned_runs_for(self, scenario: str) -> list[str]:
         return [name for name in self.runs_for(scenario) if self.runs[name].tune is not None]
@@ -332,10 +341,26 @@ def parse(config: dict) -> Plan:
                                   f"{dataset!r} too, or drop tuned_by")
         runs[name] = run
         runs.update({p.name: p for p in points})
+    for scenario in ((config.get("artifacts") or {}).get("uib") or {}).get("scenarios") or ():
+        if scenario not in {s for _, s in plan_experiments}:
+            raise ConfigError(f"artifacts.uib.scenarios: {scenario!r} is not a scenario any dataset runs "
+                              f"({', '.join(dict.fromkeys(s for _, s in plan_experiments))})")
     from .jit_report import jit_plan
 
     jit_plan(config)  # artifacts.jit: its scenarios exist, run, and have JiT's evaluation sets
-    return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning)
+    scenario_seeds = {}
+    for name, entry in config["scenarios"].items():
+        value = (entry or {}).get("seeds")
+        if value is None:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= len(seeds):
+            value = seeds[:value]
+        elif not (isinstance(value, list) and value and set(value) <= set(seeds) and len(set(value)) == len(value)):
+            raise ConfigError(f"scenarios.{name}.seeds: expected N (1..{len(seeds)}: the first N configured seeds) or "
+                              f"a list of distinct configured seeds ({seeds}), got {value!r}")
+        scenario_seeds[name] = list(value)
+    return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning,
+                scenario_seeds=scenario_seeds)
 
 
 def _dataset_plan(config: dict, name: str, ds: dict) -> None:

@@ -211,7 +211,7 @@ def make_options(name: str, values: dict | None, where: str):
 
     values = dict(values or {})
     kind = values.pop("type", name)
-    for key in ("tune_request", "tuned_by"):  # how the scenario is tuned (config.py), not options of its type
+    for key in ("tune_request", "tuned_by", "seeds"):  # how the scenario is tuned and run (config.py), not options
         values.pop(key, None)
     if kind not in REGISTRY:
         key = f"{where}.type" if name != kind else where
