@@ -260,3 +260,17 @@ def test_outputs_get_the_users_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_scenario_can_run_on_fewer_seeds_and_a_bad_value_names_its_key():
+    config = _validated(DEFAULT)
+    config["scenarios"]["random"]["seeds"] = 3
+    plan = parse(config)
+    assert plan.seeds_of("random") == [0, 1, 2] and plan.seeds_of("bias") == list(range(10))
+    assert plan.seeds_for("finetune", "random") == [0, 1, 2] and plan.seeds_for("finetune", "bias") == plan.seeds
+    config["scenarios"]["random"]["seeds"] = [4, 7]
+    assert parse(config).seeds_of("random") == [4, 7]
+    for bad in (0, 11, [3, 3], [12], "all"):
+        config["scenarios"]["random"]["seeds"] = bad
+        with pytest.raises(ConfigError, match=r"scenarios\.random\.seeds"):
+            parse(config)

@@ -153,10 +153,13 @@ def method_rows(pairs) -> list[tuple[str, str]]:
     return sorted(pairs, key=key)
 
 
-def method_label(setting: str, method: str, long: bool = False) -> str:
+def method_label(setting: str, method: str, long: bool = False, tex: bool = True) -> str:
+    """A row's name: the paper's abbreviation, else the registry name (LaTeX-escaped for tables; `tex=False` for
+    figures, where matplotlib would print the escapes)."""
+    escape = _tex if tex else str
     names = LONG_NAMES if long else SHORT_NAMES
-    name = names.get(method) or OTHER_NAMES.get(method) or _tex(method)
-    return name if setting == "standard" else f"{name} ({_tex(setting)})"
+    name = names.get(method) or OTHER_NAMES.get(method) or escape(method)
+    return name if setting == "standard" else f"{name} ({escape(setting)})"
 
 
 # ---------------------------------------------------------------------------------------------------- cells
@@ -418,9 +421,9 @@ def jit_entropy_figure(*, runs: list[str], outputs: list[str], pdf: str, png: st
                 ax.hist(pooled[(dataset, "standard", "retrain")], bins=bins, histtype="step", color="k",
                         density=True, label="RTRN")
             ax.hist(pooled[(dataset, setting, method)], bins=bins, alpha=0.55, color="C0", density=True,
-                    label=method_label(setting, method))
+                    label=method_label(setting, method, tex=False))
             p = result["pvalue"]
-            ax.set_title(f"{labels.get(dataset, dataset)}: {method_label(setting, method)}\n"
+            ax.set_title(f"{labels.get(dataset, dataset)}: {method_label(setting, method, tex=False)}\n"
                          f"Δmed {result['median_of_seed_medians']:+.3g}, p = {p:.3g} (n = {result['n_seeds']})",
                          fontsize=7)
             ax.tick_params(labelsize=6)
@@ -466,7 +469,7 @@ def jit_runtime_figure(*, runs: str, pdf: str, png: str, scenarios: list[str], l
             if jit and jit > 0 and m != "jit":
                 ax.annotate(f"×{medians[i] / jit:.3g}", (max(medians[i], float(np.max(values))), i), xytext=(4, 0),
                             textcoords="offset points", va="center", fontsize=6)
-        ax.set_yticks(y, [method_label(s, m) for s, m in rows], fontsize=7)
+        ax.set_yticks(y, [method_label(s, m, tex=False) for s, m in rows], fontsize=7)
         ax.invert_yaxis()
         positive = [v for v in medians if v > 0]
         if positive and max(positive) / min(positive) > 30:
