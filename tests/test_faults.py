@@ -259,7 +259,8 @@ def test_no_job_outlives_a_killed_snakemake(tmp_path, job_server):
 
 def _config(mutate) -> str:
     config = json.loads(json.dumps(TINY))
-    config["datasets"]["digits_c"] = {"source": "digits", "scenarios": ["bias"],
+    # bias_strength 1: every training image in its class colour, so the planned pattern counts are exact
+    config["datasets"]["digits_c"] = {"source": "digits", "scenarios": ["bias"], "colour": {"bias_strength": 1.0},
                                       "model": {"arch": "small_cnn", "width": 8}, "train": {"epochs": 2}}
     config["scenarios"]["bias"] = {"pattern_fraction": 0.1}
     mutate(config)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import INFLUENCE_ACTING
 from unlearnbench import evaluate
 from unlearnbench.methods import (REGISTRY, ConfigError, UndeclaredReadError, UnlearnContext, UnlearnData,
                                   build_method, make_knobs)
@@ -26,7 +27,7 @@ CORE_METHODS = ["finetune", "gradient_ascent", "influence", "jit"]
 # against the oracle's 0.98)
 DIGITS_SCALE = {"finetune": {"batch_size": 64}, "gradient_ascent": {"epochs": 5, "lr": 0.003, "batch_size": 32}}
 UIB_DIGITS = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "uib_digits.yaml").read_text())
-TEST_OVERRIDES = {"influence": {"scale": 50.0, "damping": 0.02, "depth": 100},
+TEST_OVERRIDES = {"influence": INFLUENCE_ACTING,
                   "jit": {"lr": 0.0003, "sigma": 0.5, "batch_size": 128}, **DIGITS_SCALE}
 
 

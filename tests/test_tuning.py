@@ -327,7 +327,8 @@ def _ga_config(points) -> dict:
     config = _validated(DEFAULT)
     config["datasets"] = {"digits": config["datasets"]["digits"]}
     config["scenarios"] = {"random": config["scenarios"]["random"]}
-    config["methods"] = {"gradient_ascent": {"method": "gradient_ascent", "epochs": 1,
+    # batch 32: the digits-scale GA batch (docs/methods.md); the reference default 256 is ~4 steps an epoch here
+    config["methods"] = {"gradient_ascent": {"method": "gradient_ascent", "epochs": 1, "batch_size": 32,
                                              "tune": {"space": {"lr": points}}}}
     return config
 

@@ -185,7 +185,7 @@ REPORT = {"aggregate": 1, "statistics": 1, "figures": 1, "tables": 1, "all": 1}
 def test_changing_one_knob_reruns_only_that_method(completed):
     workdir, config, _ = completed
     changed = yaml.safe_load(yaml.safe_dump(config))
-    changed["methods"]["jit"]["lr"] = 0.004
+    changed["methods"]["finetune"]["lr"] = 0.03
     cfg = _write_config(workdir, changed, "changed_knob")
     n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
     assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments, **REPORT}
@@ -226,8 +226,10 @@ def _edited(workdir: Path, relative: str, addition: str = "", old: str = "", new
 def test_editing_one_method_module_reruns_only_that_method(completed):
     workdir, config, cfg = completed
     n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
-    with _edited(workdir, "methods/gradient_ascent.py", "\n_EDIT = 1\n"):
-        assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments, **REPORT}
+    n_runs = sum(spec["method"] == "fisher_new" for spec in config["methods"].values())  # its three settings
+    with _edited(workdir, "methods/fisher_new.py", "\n_EDIT = 1\n"):
+        assert planned_jobs(workdir, "--configfile", str(cfg)) == {"unlearn": SEEDS * n_experiments * n_runs,
+                                                                   **REPORT}
 
 
 def test_editing_a_comment_or_docstring_reruns_nothing(completed):

@@ -106,13 +106,14 @@ class MIFeature(UnlearningMethod):
         n_groups = int(z.max()) + 1
         n_classes = int(y.max()) + 1
         # FT's optimiser and batching (engine.train): at γ = 0 this is FT step for step
-        optimizer = engine.make_optimizer(model, k.train_config())
+        cfg = k.train_config()
+        optimizer = engine.make_optimizer(model, cfg)
         for epoch in range(k.epochs):
             model.train()
             ce_sum = mi_sum = 0.0
             steps = 0
-            for idx in engine.batches(len(x), k.batch_size, ctx.generator, drop_last=len(x) > k.batch_size,
-                                      device=x.device):
+            for idx in engine.batches(len(x), cfg.batch_size, ctx.generator,
+                                      drop_last=cfg.drop_last and len(x) > cfg.batch_size, device=x.device):
                 logits = model(x[idx])
                 ce = F.cross_entropy(logits, y[idx])
                 mi = self._penalty(logits, z[idx], y[idx], n_groups, n_classes)
