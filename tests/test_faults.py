@@ -275,10 +275,15 @@ def _add_scenario(config, name, options, dataset="digits"):
 TINY_TEXT = yaml.safe_dump(TINY)
 
 
-def _seeds_line() -> int:
-    """The 1-based line of `seeds:` in the embedded config.yaml (the YAML-error case breaks that line)."""
+def _after_seeds_line() -> int:
+    """The 1-based line of the first YAML token after `seeds:` in the embedded config.yaml (the YAML-error case
+    breaks the `seeds:` line; the parser reports the error at the next token, past comment lines)."""
     lines = (ROOT / "config.yaml").read_text().splitlines()
-    return next(i for i, line in enumerate(lines) if line.startswith("seeds:")) + 1
+    index = next(i for i, line in enumerate(lines) if line.startswith("seeds:"))
+    return next(i for i in range(index + 1, len(lines))
+                if lines[i].strip() and not lines[i].lstrip().startswith("#")) + 1
+
+
 # (case, config text or None for the embedded config.yaml, the text the error must contain)
 BAD_CONFIGS = [
     ("training lr .nan", _config(lambda c: c["datasets"]["digits"]["train"].update(lr=float("nan"))),
@@ -309,7 +314,7 @@ BAD_CONFIGS = [
         cifar={"source": "cifar10", "scenarios": ["bias"]})), "datasets.cifar.colour.mode"),
     ("unknown top-level key", _config(lambda c: c.update(colour_mode="patch")), "colour_mode: unknown key"),
     ("key given twice", TINY_TEXT + "seeds: 2\n", "tiny.yaml, line"),
-    ("YAML error in config.yaml", None, f"config.yaml, line {_seeds_line() + 1}, column"),  # found on the next line
+    ("YAML error in config.yaml", None, f"config.yaml, line {_after_seeds_line()}, column"),
     ("YAML error in --configfile", TINY_TEXT.replace("seeds: 1", "seeds: [1, 2"),
      "Config file is not valid JSON or YAML"),  # Snakemake's own message (the file is read before our code)
 ]

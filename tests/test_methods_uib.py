@@ -231,7 +231,10 @@ def test_sparse_masks_must_match_configured_sparsity(random_setup, sparse_baseli
 @pytest.mark.parametrize("method,sampling", [("finetune", "bernoulli"), ("scrub", "categorical"),
                                              ("influence", "bernoulli"), ("fisher_new", "bernoulli")])
 def test_uib_setting_runs(bias_setup, method, sampling):
-    info, out = run(bias_setup, method, FAST[method], f"uib_{method}_{sampling}", setting="uib",
+    # fisher_new at the default's α (1e-6, config.yaml): at FAST's 1e-5 (the random scenario's digits-scale value)
+    # its Fisher noise costs this biased model ~15 points of test F1 in the UIB setting (0.47 -> 0.32, measured)
+    knobs = {"alpha": 1e-6} if method == "fisher_new" else FAST[method]
+    info, out = run(bias_setup, method, knobs, f"uib_{method}_{sampling}", setting="uib",
                     setting_knobs={"beta": 0.01, "tau": 0.1, "sampling": sampling, "k": 0.5})
     assert info["param_change"] > 0
     assert all(np.isfinite(v).all() for k, v in out.items() if k.endswith("_logits"))

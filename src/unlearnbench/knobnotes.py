@@ -60,6 +60,8 @@ def knob_notes(runs: pd.DataFrame | str, *, labels: dict | None = None, scenario
         runs = pd.read_csv(runs, keep_default_na=False, na_values=[""])
     labels, scenarios = labels or {}, scenarios or {}
     method_names, setting_names = method_names or {}, setting_names or {}
+    if scenarios:  # the table's scenarios only: a note on a row of another table would be noise here
+        runs = runs[runs["scenario"].isin(list(scenarios))]
     rows = runs[~runs["run"].map(is_point) & ~runs["run"].isin(REFERENCES)]
     knob_cols = [c for c in runs.columns if c.startswith(("knob_", "setting_knob_"))]
     original = runs[runs["run"] == "original"]
