@@ -50,6 +50,7 @@ localrules: jit_table, jit_breakdown, jit_entropy_figure, jit_runtime_figure, ji
 rule jit_table:
     input:
         summary=f"{RESULTS}/summary/summary.csv",
+        runs=f"{RESULTS}/summary/runs.csv",
         definitions=lambda wc: [f"{RESULTS}/{d}/requests/{s}.json" for d, s in PLAN.experiments if s == wc.scenario],
     output:
         table=report(f"{RESULTS}/paper/table_jit_{{scenario}}.tex", caption="../report/table_jit.rst",

@@ -219,11 +219,13 @@ def _read_definitions(paths) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------- tables
 
 def jit_table(*, summary: str, definitions: list[str], table: str, scenario: str, evaluation: str, labels: dict,
-              zero_shot: dict) -> str:
+              zero_shot: dict, runs: str | None = None) -> str:
     """Rule jit_table: JiT's Tables 2-6 layout for one scenario. Rows: methods in the paper's order (BSLN = the
     original model, RTRN = the retrain oracle); a column group per dataset running the scenario (its `label`),
     holding D_r acc., D_f acc., MIA and runtime; ZS last. `definitions`: the scenario's request JSONs (one per dataset;
-    their definitions go into the header comment)."""
+    their definitions go into the header comment). With `runs` (runs.csv), notes under the table say which rows
+    did not act (every prediction-derived metric equal to BSLN's on every seed), and knobs that were tuned or
+    differ between a row's cells (unlearnbench.knobnotes, as under the UIB table)."""
     import pandas as pd
 
     if evaluation not in COLUMNS:
@@ -258,7 +260,14 @@ def jit_table(*, summary: str, definitions: list[str], table: str, scenario: str
     for setting, method in rows:
         values = [_metric_cell(cells, (d, scenario, setting, method), c, evaluation) for d in datasets for c in columns]
         lines.append(" & ".join([method_label(setting, method)] + values + [_zs(zero_shot, setting, method)]) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if runs is not None:
+        from .knobnotes import knob_notes, latex_notes
+        from .tables import SETTING_NAMES
+
+        lines += latex_notes(knob_notes(runs, labels=labels, scenarios={scenario: scenario},
+                                        method_names={**OTHER_NAMES, **SHORT_NAMES}, setting_names=SETTING_NAMES))
+    lines.append("")
     text = "\n".join(lines)
     with atomic_path(table) as tmp:
         tmp.write_text(text)
