@@ -221,13 +221,7 @@ def _run_spec(name: str, spec: dict, seeds: list[int]) -> list[RunSpec]:
     if sweep_seeds is not None:
         if not declared:
             raise ConfigError(f"{where}.sweep_seeds: the run declares no sweep (sweep or sweep_list)")
-        if isinstance(sweep_seeds, int) and not isinstance(sweep_seeds, bool) and 1 <= sweep_seeds:
-            sweep_seeds = seeds[:sweep_seeds]
-        elif not (isinstance(sweep_seeds, list) and sweep_seeds and set(sweep_seeds) <= set(seeds)
-                  and len(set(sweep_seeds)) == len(sweep_seeds)):
-            raise ConfigError(f"{where}.sweep_seeds: expected N >= 1 (the first N seeds) or a list of distinct "
-                              f"configured seeds ({seeds}), got {sweep_seeds!r}")
-        sweep_seeds = tuple(sweep_seeds)
+        sweep_seeds = tuple(seed_subset(sweep_seeds, seeds, f"{where}.sweep_seeds"))
     common = dict(method=spec["method"], setting=setting, knobs=knobs,
                   setting_knobs=dict(spec.get("setting_knobs") or {}),
                   scenarios=None if scenarios is None else tuple(scenarios),
@@ -235,6 +229,17 @@ def _run_spec(name: str, spec: dict, seeds: list[int]) -> list[RunSpec]:
     base = RunSpec(name=name, tune=tune, points=tuple(names), **common)
     return [base] + [RunSpec(name=n, sweep_of=name, point=p, seeds=sweep_seeds, **common)
                      for n, (_, p) in zip(names, declared)]
+
+
+def seed_subset(value, seeds: list[int], key: str) -> list[int]:
+    """`sweep_seeds` / `scenarios.<name>.seeds`: N >= 1 (the first N configured seeds) or a list of distinct
+    configured seeds; ConfigError naming `key` otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value:
+        return list(seeds[:value])
+    if isinstance(value, list) and value and set(value) <= set(seeds) and len(set(value)) == len(value):
+        return list(value)
+    raise ConfigError(f"{key}: expected N >= 1 (the first N seeds) or a list of distinct configured seeds "
+                      f"({seeds}), got {value!r}")
 
 
 def _scenario_tuning(config: dict, scenario_types: dict) -> dict:
@@ -353,12 +358,9 @@ def parse(config: dict) -> Plan:
         value = (entry or {}).get("seeds")
         if value is None:
             continue
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= len(seeds):
-            value = seeds[:value]
-        elif not (isinstance(value, list) and value and set(value) <= set(seeds) and len(set(value)) == len(value)):
-            raise ConfigError(f"scenarios.{name}.seeds: expected N (1..{len(seeds)}: the first N configured seeds) or "
-                              f"a list of distinct configured seeds ({seeds}), got {value!r}")
-        scenario_seeds[name] = list(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value > len(seeds):
+            raise ConfigError(f"scenarios.{name}.seeds: {value} is more than the {len(seeds)} configured seeds")
+        scenario_seeds[name] = seed_subset(value, seeds, f"scenarios.{name}.seeds")
     return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning,
                 scenario_seeds=scenario_seeds)
 
