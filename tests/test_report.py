@@ -169,7 +169,7 @@ def test_bias_strength_figure_groups_datasets_that_differ_only_in_s():
     config, plan = _plan(ROOT / "config" / "uib_bias_strength.yaml")
     groups = bias_strength_groups(config, plan)
     assert {g["group"] for g in groups.values()} == {"digits"}
-    assert sorted(g["bias_strength"] for g in groups.values()) == [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0]
+    assert sorted(g["bias_strength"] for g in groups.values()) == [0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0]
     assert is_bias_strength_sweep(groups)
     default, plan = _plan(ROOT / "config.yaml")  # one bias dataset: no figure
     assert not is_bias_strength_sweep(bias_strength_groups(default, plan))
