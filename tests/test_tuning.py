@@ -157,6 +157,19 @@ def test_tuned_by_reuses_one_scenarios_search():
     assert plan.tune_scenario("full_class_5") == "full_class"
 
 
+def test_a_tuned_run_on_a_scenario_without_a_tuning_request_is_a_config_error():
+    """worst_case builds no tuning request (it needs a trained model): a tuned run there must name tuned_by, and the
+    check stops the run before any job (it once failed only at the tuning_request job)."""
+    config = _class_config()
+    config["scenarios"]["wc"] = {"type": "worst_case", "forget_class": 3, "n": 20, "reference_seed": 0}
+    config["datasets"]["digits"]["scenarios"].append("wc")
+    with pytest.raises(ConfigError, match=r"methods\.jit\.tune: scenario 'wc' is 'worst_case', which has no tuning "
+                                          r"request of its own; set scenarios\.wc\.tuned_by to a full_class scenario"):
+        parse(config)
+    config["scenarios"]["wc"]["tuned_by"] = "full_class"
+    assert parse(config).tune_scenario("wc") == "full_class"
+
+
 # ---------------------------------------------------------------------------------------------- per-scenario knobs
 
 def _identity_rows(plan, tuned: dict | None = None) -> pd.DataFrame:

@@ -280,6 +280,14 @@ def _scenario_tuning(config: dict, scenario_types: dict) -> dict:
     return tuning
 
 
+def _has_tuning_request(scenario_type: str) -> bool:
+    """Whether a scenario type builds a tuning request of its own (overrides `Scenario.build_tuning`)."""
+    from .scenarios import REGISTRY as SCENARIOS
+    from .scenarios.base import Scenario
+
+    return SCENARIOS[scenario_type].build_tuning is not Scenario.build_tuning
+
+
 def parse(config: dict) -> Plan:
     """Validate `config` (schema defaults already filled) and return its Plan; ConfigError names the first problem."""
     from .methods import REGISTRY
@@ -339,6 +347,13 @@ def parse(config: dict) -> Plan:
                                   f"restrict the run with methods.{name}.scenarios: [...]")
             run.job(dataset, scenario)  # validates the overridden knobs where they apply
             tuned_by = tuning[scenario]["tuned_by"]
+            if run.tune is not None and tuned_by is None and not _has_tuning_request(scenario_types[scenario]):
+                from .scenarios import REGISTRY as SCENARIOS
+
+                like = SCENARIOS[scenario_types[scenario]].tunes_like
+                raise ConfigError(f"methods.{name}.tune: scenario {scenario!r} is {scenario_types[scenario]!r}, which "
+                                  f"has no tuning request of its own; set scenarios.{scenario}.tuned_by to a "
+                                  f"{like or 'tuned'} scenario, or restrict the run with methods.{name}.scenarios")
             if run.tune is not None and tuned_by is not None and (
                     (dataset, tuned_by) not in plan_experiments or not run.applies_to(tuned_by)):
                 raise ConfigError(f"scenarios.{scenario}.tuned_by: run {name!r} on dataset {dataset!r} reuses the "
