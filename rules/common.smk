@@ -93,22 +93,20 @@ def sparse_rewind_epoch(wildcards):
 
 def run_job(wildcards):
     """What an unlearning job runs (config.RunSpec.job): method, setting, knobs, starting model, code hash. A tuned
-    run's knobs include those its tune stage chose (config.Plan.tuned_job; rules/tune.smk)."""
-    if PLAN.runs[wildcards.run].tune is None:
-        return PLAN.job(wildcards.run, wildcards.dataset, wildcards.scenario)
-    chosen = tuned_choice(wildcards)
-    return PLAN.tuned_job(wildcards.run, wildcards.dataset, wildcards.scenario, str(chosen))
-
-
-def tuned_choice(wildcards):
-    """A tuned run's chosen.json (the `tune` checkpoint of its scenario, or of the scenario it is `tuned_by`);
-    ancient: the evaluation reruns when the chosen knobs change (they are in its params), not on the file's time."""
-    return ancient(checkpoints.tune.get(dataset=wildcards.dataset, scenario=PLAN.tune_scenario(wildcards.scenario),
-                                        run=wildcards.run).output.chosen)
+    run's job is pending (config.RunSpec.pending_job): it reads the knobs its tune stage chose from its input
+    `tuned` when it runs (rules/tune.smk)."""
+    return PLAN.unlearn_job(wildcards.run, wildcards.dataset, wildcards.scenario)
 
 
 def tuned_input(wildcards):
-    return tuned_choice(wildcards) if PLAN.runs[wildcards.run].tune is not None else []
+    """A tuned run's chosen.json (the `tune` rule of its scenario, or of the scenario it is `tuned_by`): an ordinary
+    input, so a search that reruns reruns the evaluations that read it. `tune` is not a checkpoint: with a
+    checkpoint in the DAG, Snakemake's job groups (the SLURM profile batches unlearning jobs) lose and duplicate
+    members (docs/slurm.md)."""
+    if PLAN.runs[wildcards.run].tune is None:
+        return []
+    return rules.tune.output.chosen.format(dataset=wildcards.dataset, run=wildcards.run,
+                                           scenario=PLAN.tune_scenario(wildcards.scenario))
 
 
 def identity(wildcards):

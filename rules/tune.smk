@@ -2,8 +2,10 @@
 # A tuned run's knobs are chosen per (dataset, scenario, run) by a search on a tuning request (another draw or
 # another class than the evaluated request) and the validation split, from the tuning seeds' starting models,
 # against the tuning request's retrain oracle; no job here reads the test split (they load the experiment without
-# it). The chosen knobs reach the run's evaluation jobs through the `tune` checkpoint (rule unlearn, input tuned):
-# an evaluation reruns when the chosen knobs change, not when the search merely reruns.
+# it). The chosen knobs reach the run's evaluation jobs through chosen.json (rule unlearn, input tuned), which the
+# job reads when it runs: an evaluation reruns whenever its search reruns. `tune` is an ordinary rule, not a
+# checkpoint: any checkpoint in the DAG makes Snakemake (<= 9.27) corrupt job groups, the SLURM profile's batches
+# of unlearning jobs (docs/slurm.md).
 
 from types import SimpleNamespace
 
@@ -86,7 +88,7 @@ rule tuning_oracle:
 
 # The search. Its trials live in an Optuna journal under study/ (not a declared output, so a killed or re-planned
 # search resumes from it: unlearnbench.search).
-checkpoint tune:
+rule tune:
     input:
         experiment=rules.prepare_experiment.output.experiment,
         request=rules.tuning_request.output.request,

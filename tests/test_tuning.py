@@ -350,7 +350,7 @@ def test_the_tune_stage_picks_the_objectives_best_point_and_the_evaluation_job_r
                                                                                         tmp_path):
     from unlearnbench import unlearning
 
-    grid = [1e-5, 0.003, 0.05]
+    grid = [1e-9, 0.003, 0.05]
     plan = parse(_ga_config(grid))
     spec = plan.job("gradient_ascent", "digits", "random")
     tuning = plan.runs["gradient_ascent"].tune.as_dict()
@@ -363,30 +363,39 @@ def test_the_tune_stage_picks_the_objectives_best_point_and_the_evaluation_job_r
     best = trials.loc[by_hand.idxmin()]
     assert chosen["point"] == {"lr": best["knob:lr"]} and math.isclose(chosen["value"], by_hand.min())
     assert set(chosen["terms"]) == {"forget_acc", "retain_acc", "val_acc", "mia"}  # no bias term: not coloured
-    # lr 1e-5 for one epoch changes nothing the objective sees; the larger ones do
-    assert not trials.set_index("knob:lr").loc[1e-5, "acts"] and chosen["n_acting"] >= 1
-    # the evaluation job of the tuned run reads the chosen knobs (config.Plan.tuned_job -> rule unlearn)
-    job = plan.tuned_job("gradient_ascent", "digits", "random", str(tmp_path / "ga" / "chosen.json"))
-    assert job["knobs"]["lr"] == chosen["point"]["lr"] and job["knobs_from"] == "tuned"
-    unlearning.run_unlearning(experiment=str(random_setup.data), request=str(random_setup.request),
-                              start=str(random_setup.baseline), model=str(tmp_path / "m.pt"),
-                              run=str(tmp_path / "run.json"), outputs=str(tmp_path / "out.npz"), spec=job,
-                              identity={"dataset": "digits", "scenario": "random", "seed": 1}, seed=1, device="cpu",
-                              threads=1, tuned=str(tmp_path / "ga" / "chosen.json"), log=str(tmp_path / "log"))
-    identity = json.loads((tmp_path / "run.json").read_text())["identity"]
-    assert identity["knobs"]["lr"] == chosen["point"]["lr"] and identity["tuned"]["point"] == chosen["point"]
-    assert identity["tuned"]["file"].endswith("chosen.json")
-    # a stale plan (knobs that are not the file's) is refused
-    stale = {**job, "tuned": {**job["tuned"], "point": {"lr": 0.123}}}
-    with pytest.raises(Exception, match="chooses"):
+    # lr 1e-9 for one epoch moves at most one near-tie prediction (on an AMD EPYC one of 1,347 flips even at 1e-9:
+    # GA's pass in train mode updates BatchNorm's running statistics whatever the step); the largest step moves more
+    changed = trials.set_index("knob:lr")["changed"]
+    assert changed[1e-9] <= 1 / 1000 and changed[1e-9] < changed[0.05] and chosen["n_acting"] >= 1
+    # the evaluation job of the tuned run is planned pending (the tune stage is not a checkpoint) and reads the
+    # chosen knobs from chosen.json when it runs (config.resolve_tuned, via rule unlearn's input `tuned`)
+    job = plan.unlearn_job("gradient_ascent", "digits", "random")
+    assert job["pending_tune"]["keys"] == ["lr"] and job["knobs_from"] == "tuned"
+    resolved = plan.tuned_job("gradient_ascent", "digits", "random", str(tmp_path / "ga" / "chosen.json"))
+    assert resolved["knobs"]["lr"] == chosen["point"]["lr"] and "pending_tune" not in resolved
+
+    def evaluate(tag, chosen_path):
         unlearning.run_unlearning(experiment=str(random_setup.data), request=str(random_setup.request),
-                                  start=str(random_setup.baseline), model=str(tmp_path / "m2.pt"),
-                                  run=str(tmp_path / "run2.json"), outputs=str(tmp_path / "out2.npz"), spec=stale,
+                                  start=str(random_setup.baseline), model=str(tmp_path / f"{tag}.pt"),
+                                  run=str(tmp_path / f"{tag}.json"), outputs=str(tmp_path / f"{tag}.npz"), spec=job,
                                   identity={"dataset": "digits", "scenario": "random", "seed": 1}, seed=1,
-                                  device="cpu", threads=1, tuned=str(tmp_path / "ga" / "chosen.json"),
-                                  log=str(tmp_path / "log"))
+                                  device="cpu", threads=1, tuned=str(chosen_path), log=str(tmp_path / "log"))
+        return json.loads((tmp_path / f"{tag}.json").read_text())["identity"]
+
+    identity = evaluate("m", tmp_path / "ga" / "chosen.json")
+    assert identity["knobs"]["lr"] == chosen["point"]["lr"] and identity["tuned"]["point"] == chosen["point"]
+    assert identity["tuned"]["file"].endswith("chosen.json") and identity["knobs_from"] == "tuned"
+    assert {k: identity["knobs"][k] for k in resolved["knobs"]} == resolved["knobs"]
+    # a chosen.json whose point is outside the tuned keys, or not a valid knob value, is refused naming the file
+    for tag, point, message in (("outside", {"epochs": 3}, "holds no chosen point"),
+                                ("invalid", {"lr": -1.0}, "not valid for run")):
+        bad = tmp_path / f"{tag}.chosen.json"
+        bad.write_text(json.dumps({**chosen, "point": point}))
+        with pytest.raises(Exception, match=message) as info:
+            evaluate(tag, bad)
+        assert str(bad) in str(info.value) and not (tmp_path / f"{tag}.pt").exists()
     # a grid that changes one value computes only that point (the others come from the study's journal)
-    plan2 = parse(_ga_config([1e-5, 0.003, 0.01]))
+    plan2 = parse(_ga_config([1e-9, 0.003, 0.01]))
     _tune(random_setup, tuning_setup, tmp_path, plan2.job("gradient_ascent", "digits", "random"),
           plan2.runs["gradient_ascent"].tune.as_dict(), "ga")
     log = (tmp_path / "ga" / "log").read_text()

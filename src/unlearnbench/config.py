@@ -58,27 +58,78 @@ class RunSpec:
         starts from and the hash of its code (a change reruns exactly this run's jobs). Knobs: the run's config <
         by_dataset < by_scenario < the sweep point's values < the tuned values (`tuned`: tuning.summary of the tune
         stage's chosen.json)."""
-        from .methods import REGISTRY, WRAPPERS, make_knobs, make_setting_knobs
+        return build_job(self.layers(dataset, scenario), tuned)
 
+    def layers(self, dataset: str, scenario: str) -> dict:
+        """What a job is built from before any tuning (plain values): the run's identity and its configured knob
+        layers merged (config < by_dataset < by_scenario < sweep point)."""
         knob_over, setting_over = self.resolved(dataset, scenario)
         point_knobs, point_setting = sweeps.split(self.point)
-        tuned_knobs, tuned_setting = sweeps.split(tuned["point"]) if tuned else ({}, {})
-        where = f"methods.{self.name}"
-        knobs = as_dict(make_knobs(self.method, {**self.knobs, **knob_over, **point_knobs, **tuned_knobs}, where))
-        modules = [REGISTRY[self.method].__module__]
-        start, start_params, s_knobs = "baseline", {}, {}
-        if self.setting in WRAPPERS:
-            wrapper = WRAPPERS[self.setting]
-            s_obj = make_setting_knobs(self.setting, {**self.setting_knobs, **setting_over, **point_setting,
-                                                      **tuned_setting}, where, self.method)
-            s_knobs = as_dict(s_obj)
-            start, start_params = wrapper.start, wrapper.start_params(s_obj)
-            modules.append(wrapper.__module__)
-        return {"run": self.name, "method": self.method, "setting": self.setting, "knobs": knobs,
-                "setting_knobs": s_knobs, "overridden": sorted({*knob_over, *(f"setting_knobs.{k}" for k in setting_over)}),
-                "start": start, "start_params": start_params, "code": code_hash(*modules),
-                "sweep_of": self.sweep_of, "point": dict(self.point),
-                "knobs_from": "tuned" if tuned else ("sweep" if self.sweep_of else "config"), "tuned": tuned}
+        return {"run": self.name, "method": self.method, "setting": self.setting,
+                "knobs": {**self.knobs, **knob_over, **point_knobs},
+                "setting_knobs": {**self.setting_knobs, **setting_over, **point_setting},
+                "overridden": sorted({*knob_over, *(f"setting_knobs.{k}" for k in setting_over)}),
+                "sweep_of": self.sweep_of, "point": dict(self.point)}
+
+    def pending_job(self, dataset: str, scenario: str) -> dict:
+        """The job of a tuned run before its tune stage has chosen: the untuned job plus `pending_tune` (the
+        configured layers and the tuned keys), which the job resolves against the tune stage's chosen.json when it
+        runs (`resolve_tuned`). The tune stage is an ordinary rule, not a checkpoint (docs/slurm.md: Snakemake's
+        job groups break on checkpoints), so the chosen knobs cannot be in the plan."""
+        layers = self.layers(dataset, scenario)
+        return {**build_job(layers, None), "knobs_from": "tuned",
+                "pending_tune": {"layers": layers, "keys": list(self.tune.keys)}}
+
+
+def build_job(layers: dict, tuned: dict | None = None) -> dict:
+    """RunSpec.job from its layers (RunSpec.layers) and the tune stage's result, validated (knob types, ranges)."""
+    from .methods import REGISTRY, WRAPPERS, make_knobs, make_setting_knobs
+
+    name, method, setting = layers["run"], layers["method"], layers["setting"]
+    tuned_knobs, tuned_setting = sweeps.split(tuned["point"]) if tuned else ({}, {})
+    where = f"methods.{name}"
+    knobs = as_dict(make_knobs(method, {**layers["knobs"], **tuned_knobs}, where))
+    modules = [REGISTRY[method].__module__]
+    start, start_params, s_knobs = "baseline", {}, {}
+    if setting in WRAPPERS:
+        wrapper = WRAPPERS[setting]
+        s_obj = make_setting_knobs(setting, {**layers["setting_knobs"], **tuned_setting}, where, method)
+        s_knobs = as_dict(s_obj)
+        start, start_params = wrapper.start, wrapper.start_params(s_obj)
+        modules.append(wrapper.__module__)
+    sweep_of = layers["sweep_of"]
+    return {"run": name, "method": method, "setting": setting, "knobs": knobs, "setting_knobs": s_knobs,
+            "overridden": list(layers["overridden"]), "start": start, "start_params": start_params,
+            "code": code_hash(*modules), "sweep_of": sweep_of, "point": dict(layers["point"]),
+            "knobs_from": "tuned" if tuned else ("sweep" if sweep_of else "config"), "tuned": tuned}
+
+
+def resolve_tuned(job: dict, chosen_path: str) -> dict:
+    """A pending tuned job (RunSpec.pending_job) with the knobs the tune stage chose (the chosen.json at
+    `chosen_path`), validated like config knobs; an error names the file. Called by the unlearning job when it runs.
+    A job that is not pending is returned as it is."""
+    from .io import read_json
+
+    pending = job.get("pending_tune")
+    if not pending:
+        return job
+    chosen = read_json(chosen_path, "tuning result")
+    point = chosen.get("point")
+    keys = list(pending["keys"])
+    if not isinstance(point, dict) or set(point) - set(keys):
+        raise InputFileError(f"{chosen_path}: holds no chosen point over {keys} (found {point!r}); "
+                             f"delete it so the tune stage runs again")
+    summary = {"point": point, "file": str(chosen_path), "scenario": chosen.get("scenario"),
+               **{k: chosen.get(k) for k in TUNED_SUMMARY}}
+    try:
+        resolved = build_job(pending["layers"], summary)
+    except ConfigError as exc:
+        raise InputFileError(f"{chosen_path}: the chosen knobs are not valid for run {job['run']!r} ({exc}); delete "
+                             f"the file so the tune stage runs again") from exc
+    if (resolved["start"], resolved["start_params"]) != (job["start"], job["start_params"]):
+        raise InputFileError(f"{chosen_path}: the chosen knobs change run {job['run']!r}'s starting model, which "
+                             f"tuning may not do; delete the file so the tune stage runs again")
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -144,27 +195,18 @@ class Plan:
         return self._jobs[key]
 
     def tuned_job(self, run: str, dataset: str, scenario: str, chosen_path: str) -> dict:
-        """The job of a tuned run: its config knobs with the values the tune stage chose (the chosen.json at
-        `chosen_path`, validated like config knobs; an error names the file)."""
-        from .io import read_json
+        """The job of a tuned run with the knobs its tune stage chose (the chosen.json at `chosen_path`)."""
+        return resolve_tuned(self.runs[run].pending_job(dataset, scenario), chosen_path)
 
-        spec = self.runs[run]
-        chosen = read_json(chosen_path, "tuning result")
-        point = chosen.get("point")
-        if not isinstance(point, dict) or set(point) - set(spec.tune.keys):
-            raise InputFileError(f"{chosen_path}: holds no chosen point over {spec.tune.keys} (found {point!r}); "
-                                 f"delete it so the tune stage runs again")
-        summary = {"point": point, "file": str(chosen_path), "scenario": chosen.get("scenario"),
-                   **{k: chosen.get(k) for k in TUNED_SUMMARY}}
-        try:
-            return spec.job(dataset, scenario, tuned=summary)
-        except ConfigError as exc:
-            raise InputFileError(f"{chosen_path}: the chosen knobs are not valid for run {run!r} ({exc}); delete "
-                                 f"the file so the tune stage runs again") from exc
+    def unlearn_job(self, run: str, dataset: str, scenario: str) -> dict:
+        """What rule unlearn hands its job: the run's job, or for a tuned run the pending job (resolved at run time
+        against chosen.json, its input `tuned`)."""
+        if self.runs[run].tune is None:
+            return self.job(run, dataset, scenario)
+        return self.runs[run].pending_job(dataset, scenario)
 
 
-# what an evaluated job records of the tune stage's result (besides the chosen point): in its params, so a retune
-# that changes any of it reruns the evaluation, and one that changes nothing does not
+# what an evaluated job records of the tune stage's result (besides the chosen point), in its run.json
 TUNED_SUMMARY = ("search", "objective", "terms", "value", "n_trials", "n_complete", "n_failed", "n_acting",
                  "chosen_acts", "seeds", "request")
 

@@ -54,11 +54,11 @@ def run_unlearning(*, experiment: str, request: str, start: str, model: str, run
     """Rule unlearn: apply run `spec` (config.RunSpec.job: method, setting, knobs) to the seed's starting model
     (`start`: the baseline, or the model the setting's wrapper declares, e.g. the sparse baseline), time the method
     alone (a setting's own work, e.g. UIB's sampling and regularisation, included; the per-iteration probe not),
-    and save the model, its outputs and the run record. A tuned run (`tuned`: the tune stage's chosen.json) runs
-    the knobs chosen there, which `spec` carries (config.Plan.tuned_job); they are checked against the file."""
+    and save the model, its outputs and the run record. A tuned run's `spec` is pending (config.RunSpec.pending_job):
+    it runs the knobs chosen in `tuned` (the tune stage's chosen.json), read and validated here."""
     log_fn = get_logger(log).info
-    if spec.get("tuned"):
-        _check_tuned(spec, tuned)
+    if spec.get("pending_tune"):
+        spec = _resolve_tuned(spec, tuned)
     engine.configure_threads(threads)
     dev = engine.resolve_device(device)
     data = ExperimentData.load(experiment)
@@ -95,19 +95,16 @@ def run_unlearning(*, experiment: str, request: str, start: str, model: str, run
                     {"ut_seconds": wall, "ut_device_seconds": device_seconds, "param_change": change}, trace)
 
 
-def _check_tuned(spec: dict, tuned) -> None:
-    """The chosen knobs a tuned run's spec carries are those of the tune stage's file (not a stale copy)."""
+def _resolve_tuned(spec: dict, tuned) -> dict:
+    """A tuned run's job with the knobs of the tune stage's chosen.json (config.resolve_tuned)."""
+    from .config import resolve_tuned
     from .errors import InputFileError
-    from .io import read_json
 
     path = tuned if isinstance(tuned, str) else (list(tuned) or [None])[0]
     if path is None:
         raise InputFileError(f"run {spec['run']!r} is tuned but its job was given no chosen.json (rule unlearn, "
                              f"input tuned)")
-    chosen = read_json(path, "tuning result")
-    if chosen.get("point") != spec["tuned"]["point"]:
-        raise InputFileError(f"{path}: chooses {chosen.get('point')} but the job was planned with "
-                             f"{spec['tuned']['point']}; rerun snakemake so the plan reads the current file")
+    return resolve_tuned(spec, path)
 
 
 def evaluate_original(*, experiment: str, request: str, baseline: str, run: str, outputs: str, identity: dict,
