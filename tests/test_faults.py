@@ -561,6 +561,61 @@ def test_a_stale_epoch_checkpoint_is_discarded_after_a_recipe_or_width_change(ra
     assert not Path(str(model) + ".epoch").exists()
 
 
+def test_a_baseline_killed_after_its_rewind_epoch_resumes_and_writes_the_same_rewind_state(random_setup, tmp_path,
+                                                                                          monkeypatch):
+    """A config with a Sparsity run: the baseline also saves its epoch-2 state (the sparse baseline's rewind point).
+    Killed at epoch 4 of 8 (Snakemake then deletes the incomplete job's outputs, rewind.pt among them), the rerun
+    resumes from the epoch checkpoint, which carries the rewind state, and writes the same model and the same rewind
+    state as an uninterrupted run (before: every rerun failed with 'the epoch-1 state was not saved')."""
+    from unlearnbench import training as jobs
+
+    def baseline(tag):
+        return jobs.train_baseline(experiment=str(random_setup.data), model=str(tmp_path / f"{tag}.pt"),
+                                   training=_training(random_setup), seed=0, device="cpu", threads=1,
+                                   rewind=str(tmp_path / f"{tag}.rewind.pt"), rewind_epoch=2,
+                                   log=str(tmp_path / f"{tag}.log"))
+
+    with monkeypatch.context() as m:
+        _crash_after(m, 4)
+        with pytest.raises(_Crash):
+            baseline("killed")
+    assert Path(tmp_path / "killed.pt.epoch").exists()
+    assert not (tmp_path / "killed.rewind.pt").exists() and not (tmp_path / "killed.pt").exists()
+    baseline("killed")
+    assert "resumed from" in (tmp_path / "killed.log").read_text()
+    baseline("reference")
+    for name in ("pt", "rewind.pt"):
+        a, b = _weights(tmp_path / f"killed.{name}"), _weights(tmp_path / f"reference.{name}")
+        assert all(torch_equal(a[k], b[k]) for k in a), name
+    import torch
+
+    meta = torch.load(tmp_path / "killed.rewind.pt", weights_only=True)["meta"]
+    assert meta["epoch"] == 2 and meta["rewind_of"] == 8
+    assert not Path(tmp_path / "killed.pt.epoch").exists()
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def test_a_code_change_between_a_crash_and_the_rerun_trains_from_scratch(random_setup, tmp_path, monkeypatch):
+    """The epoch checkpoint is bound to the training code's hash as well as the recipe: after a change to the
+    training code, the rerun discards it (naming it) instead of resuming the old code's state."""
+    from unlearnbench import training as jobs
+
+    model, log = tmp_path / "model.pt", tmp_path / "job.log"
+    with monkeypatch.context() as m:
+        _crash_after(m, 4)
+        with pytest.raises(_Crash):
+            _baseline(random_setup, model, _training(random_setup), log)
+    monkeypatch.setattr(jobs, "TRAINING_CODE", lambda: "a-changed-training-code")
+    meta = _baseline(random_setup, model, _training(random_setup), log)
+    assert f"discarding stale epoch checkpoint {model}.epoch" in log.read_text()
+    assert [h["epoch"] for h in meta["history"]] == list(range(1, 9))
+
+
 def test_a_resumed_oracle_reports_its_whole_training_time(random_setup, tmp_path, monkeypatch):
     """A retrain oracle crashed after epoch 9 of 12 and resumed: run.json's ut_seconds counts both segments (the
     seconds recorded up to epoch 9 plus at most the resumed job's wall time; before, only the last 3 epochs), and

@@ -182,6 +182,7 @@ def train(
     extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
     after_step: Callable[[nn.Module], None] | None = None,
     first_epoch: int = 0,
+    kept: dict | None = None,
 ) -> list[dict]:
     """Minimise cross-entropy on (x, y); returns per-epoch history.
 
@@ -193,6 +194,8 @@ def train(
     A loss that becomes NaN or infinite raises DivergedError at the end of its epoch (before any checkpoint of it).
     first_epoch: start the schedule there (epochs first_epoch+1..cfg.epochs are trained, the learning rate continues
     from step first_epoch·steps_per_epoch): learning-rate rewinding of the sparse baseline (training.py).
+    kept: states the caller keeps during training (e.g. the baseline's rewind point, put there by on_epoch_end):
+    saved in every epoch checkpoint and restored into the dict on resume, so a resumed job still has them.
     """
     device = x.device
     n = len(x)
@@ -214,6 +217,8 @@ def train(
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, history, seconds_before = state["epoch"], state["history"], state["seconds"]
+        if kept is not None:
+            kept.update(state.get("kept") or {})
         log(f"resumed from {checkpoint} at epoch {start_epoch} ({seconds_before:.1f}s of training before)")
     autocast = device.type == "cuda"
     if device.type == "cuda":
@@ -271,6 +276,7 @@ def train(
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "epoch": epoch + 1, "history": history, "seconds": record["seconds"],
+                **({"kept": kept} if kept else {}),
             }, fingerprint)
     return history
 

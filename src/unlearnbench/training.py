@@ -11,12 +11,19 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, engine, pruning, seeds
+from .codehash import code_hash
 from .evaluate import save_run
 from .experiment import ExperimentData
 from .logs import get_logger
 from .models import build_model
 from .pruning import rewind_epoch  # noqa: F401  (the rewind epoch of the sparse baseline)
 from .scenarios import ForgetRequest
+
+
+def TRAINING_CODE() -> str:
+    """The hash of the training code (this module and what it imports: engine, models, ...), bound into every epoch
+    checkpoint's fingerprint: the rules' `code` param of the training jobs."""
+    return code_hash("unlearnbench.training")
 
 
 def new_model(data: ExperimentData, model_cfg: dict) -> torch.nn.Module:
@@ -45,19 +52,22 @@ def _val_acc(model, data: ExperimentData, dev) -> float:
 
 
 def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device: str, threads: int, log,
-         checkpoint_path: str, request: dict | None, on_epoch_end=None) -> tuple[torch.nn.Module, dict]:
+         checkpoint_path: str, request: dict | None, on_epoch_end=None, kept: dict | None = None,
+         **stamp_parts) -> tuple[torch.nn.Module, dict]:
     engine.configure_threads(threads)
     dev = engine.resolve_device(device)
     generator = engine.seed_everything(seeds.derive(seed, "train"))
     model = new_model(data, training["model"]).to(dev)
     x, y = engine.to_device(images, labels, dev)
     log(f"training {training['model']['arch']} on {len(x)} images, seed {seed}, device {dev}")
+    # the epoch checkpoint resumes only the same recipe, model, data, request and training code (a code change
+    # between a crash and the rerun trains from scratch)
     stamp = checkpoint.fingerprint(train=training["train"], model=training["model"], data=data.manifest["sha256"],
-                                   request=request, seed=seed, n=len(x))
+                                   request=request, seed=seed, n=len(x), code=TRAINING_CODE(), **stamp_parts)
     try:
         history = engine.train(model, x, y, _train_cfg(training), generator=generator, log=log,
                                checkpoint=checkpoint_path, fingerprint=stamp,
-                               on_epoch_end=on_epoch_end)
+                               on_epoch_end=on_epoch_end, kept=kept)
     except engine.DivergedError as exc:
         raise engine.DivergedError(f"{exc}; no model was saved. Lower this dataset's learning rate "
                                    f"(datasets.<name>.train.lr in the config; now {training['train'].get('lr')}) "
@@ -71,26 +81,37 @@ def _fit(data: ExperimentData, images, labels, training: dict, seed: int, device
 def train_baseline(*, experiment: str, model: str, training: dict, seed: int, device: str, threads: int,
                    rewind: str | None = None, rewind_epoch: int | None = None, log: str | None = None) -> dict:
     """Rule baseline: a model trained from scratch on the full training set. With `rewind` (a path) it also saves
-    its state at the end of epoch `rewind_epoch`, the rewind point of the sparse baseline (Unlearn-Sparse's OMP)."""
+    its state at the end of epoch `rewind_epoch`, the rewind point of the sparse baseline (Unlearn-Sparse's OMP).
+    The rewind state travels in the epoch checkpoint (engine.train `kept`), so a job killed or preempted after the
+    rewind epoch resumes with it and writes `rewind` at the end like an uninterrupted one."""
     data = ExperimentData.load(experiment)
     log_fn = get_logger(log).info
-    on_epoch_end = None
+    on_epoch_end, kept = None, None
     if rewind is not None:
         epochs = int(training["train"]["epochs"])
         if rewind_epoch is None or not 1 <= rewind_epoch < epochs:
             raise ValueError(f"sparse_baseline.rewind_epoch: {rewind_epoch} must be in 1..{epochs - 1} (the training "
                              f"epochs of this dataset, {epochs}, minus one)")
 
+        kept = {}
+
         def on_epoch_end(epoch, net):
             if epoch == rewind_epoch:
-                save_model(rewind, net, data, training["model"], {"seed": seed, "epoch": epoch, "rewind_of": epochs})
-                log_fn(f"saved the epoch-{epoch} state to {rewind} (sparse baseline rewind point)")
+                kept["rewind"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                log_fn(f"kept the epoch-{epoch} state (sparse baseline rewind point)")
 
     net, meta = _fit(data, data.images("train"), data.labels("train"), training, seed, device, threads,
-                     log_fn, model + ".epoch", request=None, on_epoch_end=on_epoch_end)
-    if rewind is not None and not Path(rewind).exists():
-        raise checkpoint.CheckpointError(f"{rewind}: the epoch-{rewind_epoch} state was not saved (training resumed "
-                                         f"after that epoch from {model}.epoch); delete {model}.epoch and rerun")
+                     log_fn, model + ".epoch", request=None, on_epoch_end=on_epoch_end, kept=kept,
+                     rewind_epoch=rewind_epoch if rewind is not None else None)
+    if rewind is not None:
+        if "rewind" not in kept:  # cannot happen: the fingerprint binds the checkpoint to rewind_epoch
+            raise checkpoint.CheckpointError(f"{model}.epoch: resumed without the epoch-{rewind_epoch} rewind state; "
+                                             f"delete it and rerun")
+        state = new_model(data, training["model"]).to(next(net.parameters()).device)
+        state.load_state_dict(kept["rewind"])
+        save_model(rewind, state, data, training["model"],
+                   {"seed": seed, "epoch": rewind_epoch, "rewind_of": int(training["train"]["epochs"])})
+        log_fn(f"saved the epoch-{rewind_epoch} state to {rewind} (sparse baseline rewind point)")
     save_model(model, net, data, training["model"], meta)
     checkpoint.remove_epoch(model + ".epoch")
     return meta
@@ -183,6 +204,7 @@ def train_sparse_baseline(*, experiment: str, dense: str, model: str, training: 
     cfg = dataclasses.replace(_train_cfg(training), epochs=epochs)
     stamp = checkpoint.fingerprint(train=dataclasses.asdict(cfg), model=training["model"],
                                    data=data.manifest["sha256"], dense=checkpoint.file_sha256(dense), sparsity=sparsity,
+                                   code=TRAINING_CODE(),
                                    seed=seed, rewind=None if rewind is None else checkpoint.file_sha256(rewind),
                                    rewind_epoch=first_epoch)
     t0 = time.perf_counter()
