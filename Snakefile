@@ -26,7 +26,7 @@ import re
 from unlearnbench.config import parse as parse_config
 from unlearnbench.sweeps import RUN_NAME
 
-PLAN = parse_config(config)
+PLAN = parse_config(config, root=workflow.basedir)
 
 # After a crash, the same command runs again (unlearnbench.runlock): Snakemake's lock left by a killed run is
 # removed once no process of that run is left (never a live run's lock); profiles/default sets rerun-incomplete.

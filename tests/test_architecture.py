@@ -274,3 +274,15 @@ def test_a_scenario_can_run_on_fewer_seeds_and_a_bad_value_names_its_key():
         config["scenarios"]["random"]["seeds"] = bad
         with pytest.raises(ConfigError, match=r"scenarios\.random\.seeds"):
             parse(config)
+
+
+def test_the_workflow_has_no_checkpoint():
+    """Snakemake (<= 9.27.1) corrupts job groups when the DAG holds a checkpoint: groups grow past their
+    group-components cap and keep replaced jobs, so the SLURM profile's batches crash with KeyError (docs/slurm.md).
+    The tune stage is an ordinary rule; no rule file may declare a checkpoint or read one."""
+    import re
+
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk"))]:
+        text = path.read_text()
+        assert not re.search(r"^\s*checkpoint\s+\w+\s*:", text, re.M), f"{path.name} declares a checkpoint"
+        assert "checkpoints." not in text, f"{path.name} reads a checkpoint"

@@ -148,8 +148,34 @@ run_unlearning = _inject_fault(run_unlearning)
 """
 
 
+SLOW_VAR = "UNLEARNBENCH_TEST_SLOW_TRAINING"
+# Appended to the test's copy of training.py: a training job whose model path contains $UNLEARNBENCH_TEST_SLOW_TRAINING
+# sleeps 3 s at the end of every epoch (before its epoch checkpoint), so the test can preempt it mid-training.
+SLOW_HOOK = f"""
+
+_fit_unhooked = _fit
+
+
+def _fit(data, images, labels, training, seed, device, threads, log, checkpoint_path, request, on_epoch_end=None,
+         **kwargs):
+    import os
+    import time
+
+    slow = os.environ.get("{SLOW_VAR}")
+    if slow and slow in str(checkpoint_path):
+        inner = on_epoch_end
+
+        def on_epoch_end(epoch, net):
+            if inner is not None:
+                inner(epoch, net)
+            time.sleep(3)
+    return _fit_unhooked(data, images, labels, training, seed, device, threads, log, checkpoint_path, request,
+                         on_epoch_end=on_epoch_end, **kwargs)
+"""
+
+
 def copy_workflow(dest: Path) -> Path:
-    """The repository's workflow in `dest`, with the fault hook in its copy of the package."""
+    """The repository's workflow in `dest`, with the fault and slow-training hooks in its copy of the package."""
     for name in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / name, dest / name)
     for name in ("rules", "workflow_scripts", "config", "envs", "report", "slurm"):
@@ -157,13 +183,15 @@ def copy_workflow(dest: Path) -> Path:
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
     with open(dest / "src/unlearnbench/unlearning.py", "a") as f:
         f.write(FAULT_HOOK)
+    with open(dest / "src/unlearnbench/training.py", "a") as f:
+        f.write(SLOW_HOOK)
     return dest
 
 
 def start(results: Path, log: Path, *extra: str, slurm: bool = True, seconds: int = 420, workdir: Path = ROOT,
-          fault: str | None = None) -> Run:
+          fault: str | None = None, config: Path = TEST_CONFIG, retries: int = 0, slow: str | None = None) -> Run:
     cmd = ["timeout", "-s", "INT", "-k", "30", str(seconds), SNAKEMAKE,
-           "--configfile", str(TEST_CONFIG), "--config", f"results={results}"]
+           "--configfile", str(config), "--config", f"results={results}"]
     if slurm:
         cmd += [
             "--profile", "slurm",
@@ -173,7 +201,7 @@ def start(results: Path, log: Path, *extra: str, slurm: bool = True, seconds: in
             # poll fast: these jobs take seconds, not hours
             "--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2",
             "--group-components", f"unlearn={GROUP_SIZE}",
-            "--retries", "0",  # the injected fault must fail once, not three times
+            "--retries", str(retries),  # 0: the injected fault must fail once, not three times
             "--latency-wait", "5",
         ]
     else:
@@ -182,8 +210,11 @@ def start(results: Path, log: Path, *extra: str, slurm: bool = True, seconds: in
     # SLURM jobs inherit this environment (sbatch --export=ALL): the copy's package and the fault to inject
     env = {**os.environ, "PYTHONPATH": str(workdir / "src")}
     env.pop(FAULT_VAR, None)
+    env.pop(SLOW_VAR, None)
     if fault:
         env[FAULT_VAR] = fault
+    if slow:
+        env[SLOW_VAR] = slow
     fh = open(log, "w")
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT, text=True, env=env)
     fh.close()
@@ -327,3 +358,96 @@ def test_profile_on_slurm(cluster, tmp_path):
     # data, requests, baselines, oracles (bias: retrain and retrain_replace; random: retrain), groups
     expected_first = 2 + 2 + 4 + 6 + math.ceil(12 / GROUP_SIZE)
     assert len(first.submitted) == expected_first, (len(first.submitted), expected_first)
+
+
+# ------------------------------------------------------------------- the embedded default's shape, one invocation ----
+# Every artifact of the default (rule all) that the scaled copy makes: UIB, JiT and Xu & Strohmer tables and figures.
+DEFAULT_ARTIFACTS = ["paper/table_uib.tex", "paper/table_jit_full_class.tex", "paper/table_jit_random_n.tex",
+                     "paper/table_xs_frontier.tex", "paper/fig_metrics.png", "paper/fig_bias_trace.png",
+                     "paper/fig_jit_runtime.png", "paper/fig_jit_entropy_full_class.png", "paper/fig_jit_toy.png",
+                     "paper/fig_xs_frontier.png", "paper/fig_xs_mnist_trajectories.png", "paper/fig_xs_barycenter.png",
+                     "paper/fig_xs_densities.png", "summary/runs.csv", "summary/summary.csv", "summary/stats.csv"]
+PREEMPTED = "digits_c/baseline/seed0/model.pt"  # the baseline of the dataset with the Sparsity runs: it keeps a rewind state
+BASELINE_COMMENT = "rule_baseline_wildcards_digits_c_0"
+
+
+def preempt_baseline(cluster: Cluster, results: Path, found: dict, stop: threading.Event) -> None:
+    """scancel the digits_c baseline once its epoch-2 checkpoint is written (after its rewind epoch, 1): the profile's
+    retries resubmit it and it must resume from its epoch checkpoint, rewind state included. Epoch k's log line
+    comes before its (slowed) end and checkpoint, so "epoch 3/" means the checkpoint holds epoch 2."""
+    log = results / "logs/baseline/digits_c_seed0.log"
+    while not stop.is_set():
+        text = log.read_text() if log.exists() else ""
+        if "epoch 3/" in text and (results / f"{PREEMPTED}.epoch").exists():
+            for jobid, state, comment in cluster.queue():
+                if comment == BASELINE_COMMENT and state == "RUNNING":
+                    sh(["timeout", "10", "scancel", jobid], timeout=15)
+                    found.update(jobid=jobid, log_then=text)
+                    return
+        time.sleep(0.3)
+
+
+def test_the_default_shape_completes_in_one_invocation_and_a_preempted_baseline_resumes(cluster, tmp_path):
+    """The embedded default scaled down (tests/slurm/scaled.py: the tune stage, both JiT tables, the Xu & Strohmer
+    stage, Sparsity and UIB runs) through the project's profile: ONE invocation completes every target with rc 0,
+    after which `snakemake -n` has nothing to do (before: KeyError after the tune checkpoints, then a second run
+    that exited 0 with no tables). The digits_c baseline is scancel'ed mid-training after its rewind epoch; the
+    profile's retries resubmit it, it resumes from its epoch checkpoint, and its model and rewind state equal a local
+    uninterrupted run's, as do all non-timing metrics."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    import yaml
+
+    sys.path.insert(0, str(HERE))
+    from scaled import scaled_default
+
+    t0 = time.monotonic()
+    workdir = copy_workflow(Path(tempfile.mkdtemp(dir=tmp_path)))
+    results, local = tmp_path / "results", tmp_path / "local"
+    config = tmp_path / "scaled.yaml"
+    config.write_text(yaml.safe_dump(scaled_default(results)))
+    run = start(results, tmp_path / "slurm.log", workdir=workdir, config=config, retries=2, seconds=540,
+                slow=PREEMPTED)
+    found, stop = {}, threading.Event()
+    watcher = threading.Thread(target=preempt_baseline, args=(cluster, results, found, stop))
+    watcher.start()
+    run.wait()
+    stop.set()
+    watcher.join()
+    t_slurm = time.monotonic() - t0
+    assert run.rc not in (124, 137), f"snakemake timed out: {run.text[-3000:]}"
+    assert run.rc == 0, run.text[-5000:]
+    assert "KeyError" not in run.text
+    steps = re.findall(r"(\d+) of (\d+) steps \((\d+)%\) done", run.text)
+    assert steps and steps[-1][0] == steps[-1][1] and all(int(done) <= int(total) for done, total, _ in steps), steps
+    for artifact in DEFAULT_ARTIFACTS:
+        assert (results / artifact).exists(), artifact
+    dry = subprocess.run([SNAKEMAKE, "-n", "--configfile", str(config), "--config", f"results={results}"],
+                         cwd=workdir, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(workdir / "src")})
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+
+    # the preemption: cancelled after epoch 2, resubmitted by the profile's retries, resumed from its checkpoint
+    assert found, "the digits_c baseline was not seen running after its epoch-2 checkpoint to cancel"
+    assert cluster.records()[found["jobid"]]["JobState"] == "CANCELLED"
+    log = (results / "logs/baseline/digits_c_seed0.log").read_text()
+    assert "resumed from" in log and "at epoch 2" in log, log[-2000:]
+    assert not list(results.rglob("*.epoch"))
+
+    # the same config locally, uninterrupted: same models, same rewind state, same numbers
+    ref = start(local, tmp_path / "local.log", workdir=workdir, config=config, slurm=False, seconds=420).wait()
+    assert ref.rc == 0, ref.text[-5000:]
+    for rel in (PREEMPTED, "digits_c/baseline/seed0/rewind.pt"):
+        a, b = (torch.load(root / rel, weights_only=True)["state_dict"] for root in (results, local))
+        assert all(torch.equal(a[k], b[k]) for k in a), rel
+    key = ["dataset", "scenario", "setting", "method", "run", "seed", "metric"]
+    a = pd.read_csv(results / "summary/runs.csv").set_index(key).sort_index()
+    b = pd.read_csv(local / "summary/runs.csv").set_index(key).sort_index()
+    assert a.index.equals(b.index)
+    keep = ~a.index.get_level_values("metric").isin(TIMING_METRICS)
+    np.testing.assert_allclose(a["value"][keep].to_numpy(float), b["value"][keep].to_numpy(float),
+                               rtol=1e-6, atol=1e-9, equal_nan=True)
+    print(f"\ndefault shape on SLURM: one invocation, {steps[-1][1]} steps, {len(run.submitted)} sbatch calls "
+          f"(one preempted and resubmitted), {t_slurm:.0f} s; local run {time.monotonic() - t0 - t_slurm:.0f} s; "
+          f"{int(keep.sum())} non-timing metric rows equal")

@@ -330,8 +330,41 @@ def _has_tuning_request(scenario_type: str) -> bool:
     return SCENARIOS[scenario_type].build_tuning is not Scenario.build_tuning
 
 
-def parse(config: dict) -> Plan:
-    """Validate `config` (schema defaults already filled) and return its Plan; ConfigError names the first problem."""
+# folders of the repository that hold its source, config, docs and tests: never an output folder
+SOURCE_FOLDERS = ("src", "config", "rules", "workflow_scripts", "tests", "docs", "envs", "report", "slurm",
+                  "profiles", "benchmarks", ".git", ".snakemake")
+
+
+def check_results(results, root=None) -> None:
+    """`results` is a folder a run may write into: not empty, /, the repository root (`root`, the Snakefile's folder)
+    or inside one of its source folders, and free of braces (Snakemake would read them as wildcards)."""
+    import os
+    from pathlib import Path
+
+    text = str(results).strip()
+    if text in ("", "/", ".") or text.rstrip("/") == "":
+        raise ConfigError(f"results: {results!r} is not a usable output folder (it would write into "
+                          f"the repository root or /); give a folder name such as results")
+    if "{" in text or "}" in text:
+        raise ConfigError(f"results: {results!r} holds a brace, which Snakemake reads as a wildcard in every output "
+                          f"path; give a folder name without {{ or }}, such as results")
+    if root is None:
+        return
+    root = Path(root).resolve()
+    target = Path(os.path.expanduser(text))
+    target = (target if target.is_absolute() else Path.cwd() / target).resolve()
+    if target == root:
+        raise ConfigError(f"results: {results!r} is the repository root ({root}); give a folder name such as results")
+    for name in SOURCE_FOLDERS:
+        folder = root / name
+        if target == folder or folder in target.parents:
+            raise ConfigError(f"results: {results!r} is inside the repository's {name}/ folder ({target}), where a "
+                              f"run would write among the project's own files; give a folder such as results")
+
+
+def parse(config: dict, root=None) -> Plan:
+    """Validate `config` (schema defaults already filled) and return its Plan; ConfigError names the first problem.
+    `root`: the workflow's folder (the Snakefile's), against which `results` is checked (check_results)."""
     from .methods import REGISTRY
     from .scenarios import make_options
 
@@ -344,10 +377,7 @@ def parse(config: dict) -> Plan:
             raise ConfigError(f"scenarios.{name}: scenario type {cls.name!r} must declare `retrain` as its first "
                               f"reference oracle, got {references[name]}")
     reserved = {"original", *(n for names in references.values() for n in names)}
-    results = str(config.get("results", "results")).strip()
-    if results in ("", "/", ".") or results.rstrip("/") == "":
-        raise ConfigError(f"results: {config.get('results')!r} is not a usable output folder (it would write into "
-                          f"the repository root or /); give a folder name such as results")
+    check_results(config.get("results", "results"), root)
     for name, ds in config["datasets"].items():
         check_superclasses(name, ds)
         for scenario in dataset_scenarios(config, name):

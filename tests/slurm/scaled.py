@@ -37,7 +37,8 @@ def scaled_default(results: str | Path, seeds: int = 1) -> dict:
         xs["trajectories"].update(train_epochs=3, trials=1)
     # small requests so that jobs share the 2-core test cluster (fake GPUs: gres.conf)
     cfg["resources"] = {"train": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10},
-                        "unlearn": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 5}}
+                        "unlearn": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 5},
+                        "tune": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10}}
     return cfg
 
 
