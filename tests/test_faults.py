@@ -38,8 +38,15 @@ TINY = {
                             "model": {"arch": "small_cnn", "width": 8},
                             "train": {"epochs": 30, "batch_size": 128, "lr": 0.05}}},
     "scenarios": {"random": {"fraction": 0.1}},
+    # a Sparsity run (its baseline keeps the rewind state; sparse_baseline) and a UIB run, as in the default
     "methods": {"finetune": {"method": "finetune", "epochs": 2, "lr": 0.02},
-                "gradient_ascent": {"method": "gradient_ascent", "epochs": 1, "lr": 0.003}},
+                "gradient_ascent": {"method": "gradient_ascent", "epochs": 1, "lr": 0.003},
+                "sparsity_finetune": {"method": "finetune", "setting": "sparsity", "setting_knobs": {"sparsity": 0.9},
+                                      "epochs": 1, "lr": 0.02},
+                "uib_finetune": {"method": "finetune", "setting": "uib",
+                                 "setting_knobs": {"beta": 0.01, "tau": 0.1, "sampling": "bernoulli"},
+                                 "epochs": 1, "lr": 0.02}},
+    "sparse_baseline": {"epochs": 10},
 }
 COMMAND = ["--cores", "2", "--configfile", "tiny.yaml"]
 # Long training (minutes): a job that outlived a killed snakemake would still be running when the test looks.
@@ -146,6 +153,13 @@ def training_started(workdir: Path) -> bool:
     return any((workdir / "results").glob("digits/**/model.pt.epoch"))
 
 
+def baseline_past_rewind(workdir: Path) -> bool:
+    """The baseline (which keeps the sparse baseline's rewind state, epoch 1 at 30 epochs) has checkpointed epoch 2
+    or later: a kill now used to lose rewind.pt for good (docs/reliability.md)."""
+    log = workdir / "results/logs/baseline/digits_seed0.log"
+    return log.exists() and "epoch 3/" in log.read_text() and training_started(workdir)
+
+
 def results_files(workdir: Path) -> list[Path]:
     root = workdir / "results"
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
@@ -189,8 +203,8 @@ def _same_results(a: Path, b: Path) -> None:
     runs = [pd.read_csv(w / "results/summary/runs.csv") for w in (a, b)]
     runs = [r[~r.metric.isin(TIMING_METRICS)].sort_values(list(r.columns[:-1])).reset_index(drop=True) for r in runs]
     pd.testing.assert_frame_equal(runs[0], runs[1], check_exact=True)
-    models = sorted(p.relative_to(a) for p in (a / "results").rglob("model.pt"))
-    assert len(models) >= 4 and models == sorted(p.relative_to(b) for p in (b / "results").rglob("model.pt"))
+    models = sorted(p.relative_to(a) for p in (a / "results").rglob("*.pt"))
+    assert len(models) >= 4 and models == sorted(p.relative_to(b) for p in (b / "results").rglob("*.pt"))
     for rel in models:
         sa, sb = (torch.load(w / rel, weights_only=True)["state_dict"] for w in (a, b))
         assert all(torch.equal(sa[k], sb[k]) for k in sa), rel
@@ -202,13 +216,15 @@ def _same_results(a: Path, b: Path) -> None:
 @pytest.mark.slow
 def test_sigkill_of_snakemake_leaves_no_job_running_and_the_same_command_finishes_identically(uninterrupted,
                                                                                             tmp_path):
-    """kill -9 of snakemake while training runs: within seconds no job process survives (job server, handlers,
-    workers, script clients); then the same command, typed again, removes the stale lock, redoes the incomplete
-    jobs (training resumes from its epoch checkpoint) and yields the uninterrupted run's numbers and models."""
+    """kill -9 of snakemake while training runs (the baseline past the sparse baseline's rewind epoch, in a config
+    with Sparsity and UIB runs): within seconds no job process survives (job server, handlers, workers, script
+    clients); then the same command, typed again, removes the stale lock, redoes the incomplete jobs (training
+    resumes from its epoch checkpoint, the rewind state with it) and yields the uninterrupted run's numbers and
+    models, rewind.pt and the sparse baseline included."""
     workdir = copy_workflow(tmp_path / "killed")
     run = start(workdir, *COMMAND)
     try:
-        wait_for(lambda: training_started(workdir), 240, "training to start", run)
+        wait_for(lambda: baseline_past_rewind(workdir), 240, "the baseline to pass its rewind epoch", run)
         jobs = [p for p in processes_of(workdir) if p[0] != run.pid]
         assert any("unlearnbench.jobserver" in cmd for _, cmd in jobs), jobs
         os.kill(run.pid, signal.SIGKILL)
