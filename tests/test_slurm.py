@@ -264,6 +264,19 @@ def cancel_when_running(cluster: Cluster, results: Path, found: dict, stop: thre
         time.sleep(0.3)
 
 
+def wait_watching(run: Run, watch, cluster: Cluster, results: Path) -> dict:
+    """Wait for `run` while `watch(cluster, results, found, stop)` runs beside it; what the watcher found."""
+    found, stop = {}, threading.Event()
+    watcher = threading.Thread(target=watch, args=(cluster, results, found, stop))
+    watcher.start()
+    try:
+        run.wait()
+    finally:
+        stop.set()
+        watcher.join()
+    return found
+
+
 # ------------------------------------------------------------------------------------------- the test ----
 def test_cluster_has_fake_gpus(cluster):
     r = sh(["timeout", "10", "sinfo", "-h", "-o", "%G %c %T"], timeout=15)
@@ -281,12 +294,7 @@ def test_profile_on_slurm(cluster, tmp_path):
     # 1. Through SLURM, with one unlearning job made to fail and one oracle training scancel'ed mid-run.
     workdir = copy_workflow(Path(tempfile.mkdtemp(dir=tmp_path)))
     first = start(results, tmp_path / "slurm1.log", workdir=workdir, fault=f"{dataset}/{scenario}/{seed}/{run}")
-    found, stop = {}, threading.Event()
-    watcher = threading.Thread(target=cancel_when_running, args=(cluster, results, found, stop))
-    watcher.start()
-    first.wait()
-    stop.set()
-    watcher.join()
+    found = wait_watching(first, cancel_when_running, cluster, results)
     t_first = time.monotonic() - t_start
     assert first.rc not in (124, 137), f"snakemake timed out: {first.log}"
     assert first.rc != 0, "a failed and a cancelled job must make the run fail"
@@ -409,12 +417,7 @@ def test_the_default_shape_completes_in_one_invocation_and_a_preempted_baseline_
     config.write_text(yaml.safe_dump(scaled_default(results)))
     run = start(results, tmp_path / "slurm.log", workdir=workdir, config=config, retries=2, seconds=540,
                 slow=PREEMPTED)
-    found, stop = {}, threading.Event()
-    watcher = threading.Thread(target=preempt_baseline, args=(cluster, results, found, stop))
-    watcher.start()
-    run.wait()
-    stop.set()
-    watcher.join()
+    found = wait_watching(run, preempt_baseline, cluster, results)
     t_slurm = time.monotonic() - t0
     assert run.rc not in (124, 137), f"snakemake timed out: {run.text[-3000:]}"
     assert run.rc == 0, run.text[-5000:]

@@ -1,6 +1,8 @@
-"""The embedded default (config.yaml), scaled down for the SLURM and fault tests: the same datasets, scenarios,
-runs, tune stage, JiT tables, Xu & Strohmer stage, Sparsity and UIB settings, with one seed, fewer epochs, fewer
-trials and smaller models. Derived from config.yaml when called, so the test follows the default's shape."""
+"""Shipped configs at miniature scale, for the SLURM, fault and config tests: the same datasets, scenarios, runs,
+tune stages, sweeps, artifacts and settings, with one seed (or `seeds`), at most 4 training epochs, width-8
+models, a few trials and short sweeps. `scaled_default` is the embedded default (config.yaml) scaled down;
+`miniature` does the same to any config. Derived from the config file when called, so a test follows the config's
+shape as it changes."""
 from __future__ import annotations
 
 import copy
@@ -9,40 +11,95 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+# knob -> the most a miniature run keeps (epochs and inner-loop counts of the methods)
+CAPS = {"epochs": 1, "sgda_epochs": 1, "pseudo_batches": 2, "noise_copies": 2, "n_perturbations": 5, "depth": 5,
+        "forget_noise_steps": 5, "retain_noise_steps": 5}
+# small requests so that jobs share the 2-core test cluster (fake GPUs: gres.conf)
+RESOURCES = {"train": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10},
+             "unlearn": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 5},
+             "tune": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10}}
 
 
-def scaled_default(results: str | Path, seeds: int = 1) -> dict:
-    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text()))
+def _cap_seeds(value, seeds: int):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return min(value, seeds)
+    if isinstance(value, list):
+        return [v for v in value if v < seeds][:seeds] or [0]
+    return value
+
+
+def _short(values: list, n: int = 2) -> list:
+    return list(values[:n])
+
+
+def _shrink_run(run: dict, seeds: int) -> None:
+    for key, cap in CAPS.items():
+        if isinstance(run.get(key), (int, float)) and not isinstance(run.get(key), bool):
+            run[key] = min(run[key], cap)
+    for layer in [*(run.get("by_scenario") or {}).values(), *(run.get("by_dataset") or {}).values()]:
+        for key, cap in CAPS.items():
+            if isinstance(layer.get(key), (int, float)) and not isinstance(layer.get(key), bool):
+                layer[key] = min(layer[key], cap)
+    tune = run.get("tune")
+    if tune:
+        if tune.get("search") == "tpe" or "trials" in tune:
+            tune["trials"] = min(tune.get("trials", 2), 2)
+        for key, space in list((tune.get("space") or {}).items()):
+            if isinstance(space, list):
+                tune["space"][key] = _short(space)
+        if "seeds" in tune:
+            tune["seeds"] = _cap_seeds(tune["seeds"], seeds)
+    for key in ("sweep",):
+        sweep = run.get(key)
+        if isinstance(sweep, dict):
+            for k, values in sweep.items():
+                if isinstance(values, list):
+                    sweep[k] = _short(values)
+                elif isinstance(values, dict):
+                    sweep[k] = {kk: _short(vv) if isinstance(vv, list) else vv for kk, vv in values.items()}
+    if isinstance(run.get("sweep_list"), list):
+        run["sweep_list"] = run["sweep_list"][:2]
+    if "sweep_seeds" in run:
+        run["sweep_seeds"] = _cap_seeds(run["sweep_seeds"], seeds)
+
+
+def miniature(cfg: dict, results: str | Path, seeds: int = 1) -> dict:
+    cfg = copy.deepcopy(cfg)
     cfg["results"] = str(results)
     cfg["device"] = "cpu"
     cfg["seeds"] = seeds
-    for scenario in cfg["scenarios"].values():
-        if "seeds" in scenario:
-            scenario["seeds"] = min(scenario["seeds"], seeds)
-    for ds in cfg["datasets"].values():
-        ds["model"]["width"] = 8
-        ds["train"]["epochs"] = min(ds["train"]["epochs"], 4)
-    for run in cfg["methods"].values():
-        for key, cap in (("epochs", 1), ("sgda_epochs", 1), ("pseudo_batches", 2), ("noise_copies", 2),
-                         ("n_perturbations", 5), ("depth", 5)):
-            if key in run:
-                run[key] = min(run[key], cap)
-        tune = run.get("tune")
-        if tune and tune.get("search") == "tpe":
-            tune["trials"] = min(tune.get("trials", 3), 3)
+    for scenario in cfg.get("scenarios", {}).values():
+        if scenario and "seeds" in scenario:
+            scenario["seeds"] = _cap_seeds(scenario["seeds"], seeds)
+    for ds in cfg.get("datasets", {}).values():
+        model = ds.setdefault("model", {})
+        model["width"] = min(model.get("width", 8), 8)
+        train = ds.setdefault("train", {})
+        train["epochs"] = min(train.get("epochs", 4), 4)
+        if ds.get("source") != "digits":  # 60,000-image sources: a stratified subset (the `split` keys)
+            split = ds.setdefault("split", {})
+            split["train_size"] = min(split.get("train_size", 1500), 1500)
+            split["test_size"] = min(split.get("test_size", 500), 500)
+    if isinstance(cfg.get("sparse_baseline"), dict) and cfg["sparse_baseline"].get("epochs"):
+        cfg["sparse_baseline"]["epochs"] = min(cfg["sparse_baseline"]["epochs"], 4)
+    for run in cfg.get("methods", {}).values():
+        _shrink_run(run, seeds)
     xs = cfg.get("xs") or {}
     if "tabular" in xs:
         xs["tabular"].update(folds=2, lambdas=[0.0, 1.0], gammas=[0, 10], eg_bounds=[0.05], budgets=[0.1])
     if "trajectories" in xs:
         xs["trajectories"].update(train_epochs=3, trials=1)
-    # small requests so that jobs share the 2-core test cluster (fake GPUs: gres.conf)
-    cfg["resources"] = {"train": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10},
-                        "unlearn": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 5},
-                        "tune": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10}}
+    cfg["resources"] = copy.deepcopy(RESOURCES)
     return cfg
 
 
-if __name__ == "__main__":  # python tests/slurm/scaled.py RESULTS > scaled.yaml
+def scaled_default(results: str | Path, seeds: int = 1) -> dict:
+    return miniature(yaml.safe_load((ROOT / "config.yaml").read_text()), results, seeds)
+
+
+if __name__ == "__main__":  # python tests/slurm/scaled.py RESULTS [CONFIG] > scaled.yaml
     import sys
 
-    print(yaml.safe_dump(scaled_default(sys.argv[1] if len(sys.argv) > 1 else "results"), sort_keys=False))
+    results = sys.argv[1] if len(sys.argv) > 1 else "results"
+    source = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "config.yaml"
+    print(yaml.safe_dump(miniature(yaml.safe_load(source.read_text()), results), sort_keys=False))
