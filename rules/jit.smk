@@ -60,6 +60,7 @@ rule jit_table:
         evaluation=lambda wc: JIT["evaluation"][wc.scenario],
         labels=JIT_LABELS,
         zero_shot=zero_shot_map(PLAN),
+        seed_notes=lambda wc: PLAN.seed_notes([wc.scenario]),
         code=JIT_CODE["report"],
     log:
         f"{RESULTS}/logs/report/jit_table_{{scenario}}.log",

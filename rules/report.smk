@@ -79,6 +79,7 @@ rule tables:
     params:
         labels={name: ds.get("label", name) for name, ds in config["datasets"].items()},
         scenarios=lambda wc: {name: scenario_label(name) for name in uib_scenarios()},
+        seed_notes=lambda wc: PLAN.seed_notes(uib_scenarios()),
         code=CODE["tables"],
     log:
         f"{RESULTS}/logs/report/tables.log",

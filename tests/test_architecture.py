@@ -270,7 +270,14 @@ def test_a_scenario_can_run_on_fewer_seeds_and_a_bad_value_names_its_key():
     assert plan.seeds_for("finetune", "random") == [0, 1, 2] and plan.seeds_for("finetune", "bias") == plan.seeds
     config["scenarios"]["random"]["seeds"] = [4, 7]
     assert parse(config).seeds_of("random") == [4, 7]
-    for bad in (0, 11, [3, 3], [12], "all"):
+    # more than the run has (`--config seeds=2` on the default, whose JiT scenarios ask for 3): all of the run's
+    # seeds, and the tables' notes say so
+    config["scenarios"]["random"]["seeds"] = 11
+    capped = parse(config)
+    assert capped.seeds_of("random") == list(range(10)) and capped.seed_caps == {"random": (11, 10)}
+    assert capped.seed_notes(["bias", "random"]) == [
+        "random: 10 seeds (scenarios.random.seeds asks for 11; this run has 10)"]
+    for bad in (0, [3, 3], [12], "all"):
         config["scenarios"]["random"]["seeds"] = bad
         with pytest.raises(ConfigError, match=r"scenarios\.random\.seeds"):
             parse(config)

@@ -143,6 +143,9 @@ class Plan:
     references: dict[str, list[str]] = field(default_factory=dict)
     tuning: dict = field(default_factory=dict)  # scenario -> {"request": option overrides, "tuned_by": name | None}
     scenario_seeds: dict = field(default_factory=dict)  # scenario -> its seeds (`scenarios.<name>.seeds`), if fewer
+    # scenario -> (seeds asked by `scenarios.<name>.seeds`, seeds the run has) where the run has fewer (e.g.
+    # `--config seeds=2` on the default, whose JiT scenarios ask for 3): the tables' notes state the cap
+    seed_caps: dict = field(default_factory=dict)
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def oracles(self, scenario: str) -> list[str]:
@@ -165,6 +168,11 @@ class Plan:
         if scenario is not None:
             seeds = [s for s in seeds if s in self.seeds_of(scenario)]
         return seeds
+
+    def seed_notes(self, scenarios) -> list[str]:
+        """Table notes for the scenarios whose seed count was capped at the run's (`seed_caps`)."""
+        return [f"{name}: {got} seeds (scenarios.{name}.seeds asks for {asked}; this run has {got})"
+                for name in scenarios if name in self.seed_caps for asked, got in [self.seed_caps[name]]]
 
     def seeds_of(self, scenario: str) -> list[int]:
         """The seeds a scenario runs on (its oracles, original and runs): `scenarios.<name>.seeds`, default all."""
@@ -440,16 +448,18 @@ def parse(config: dict, root=None) -> Plan:
     from .jit_report import jit_plan
 
     jit_plan(config)  # artifacts.jit: its scenarios exist, run, and have JiT's evaluation sets
-    scenario_seeds = {}
+    scenario_seeds, seed_caps = {}, {}
     for name, entry in config["scenarios"].items():
         value = (entry or {}).get("seeds")
         if value is None:
             continue
+        # N larger than the run's seed count (`--config seeds=2` on a config whose scenario asks for 3): all of them,
+        # and the tables say so (Plan.seed_notes)
         if isinstance(value, int) and not isinstance(value, bool) and value > len(seeds):
-            raise ConfigError(f"scenarios.{name}.seeds: {value} is more than the {len(seeds)} configured seeds")
+            seed_caps[name] = (value, len(seeds))
         scenario_seeds[name] = seed_subset(value, seeds, f"scenarios.{name}.seeds")
     return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning,
-                scenario_seeds=scenario_seeds)
+                scenario_seeds=scenario_seeds, seed_caps=seed_caps)
 
 
 def _dataset_plan(config: dict, name: str, ds: dict) -> None:

@@ -219,13 +219,14 @@ def _read_definitions(paths) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------- tables
 
 def jit_table(*, summary: str, definitions: list[str], table: str, scenario: str, evaluation: str, labels: dict,
-              zero_shot: dict, runs: str | None = None) -> str:
+              zero_shot: dict, runs: str | None = None, seed_notes: list | tuple = ()) -> str:
     """Rule jit_table: JiT's Tables 2-6 layout for one scenario. Rows: methods in the paper's order (BSLN = the
     original model, RTRN = the retrain oracle); a column group per dataset running the scenario (its `label`),
     holding D_r acc., D_f acc., MIA and runtime; ZS last. `definitions`: the scenario's request JSONs (one per dataset;
     their definitions go into the header comment). With `runs` (runs.csv), notes under the table say which rows
     did not act (every prediction-derived metric equal to BSLN's on every seed), and knobs that were tuned or
-    differ between a row's cells (unlearnbench.knobnotes, as under the UIB table)."""
+    differ between a row's cells (unlearnbench.knobnotes, as under the UIB table). `seed_notes`: notes on a seed
+    count capped at the run's (config.Plan.seed_notes)."""
     import pandas as pd
 
     if evaluation not in COLUMNS:
@@ -265,8 +266,9 @@ def jit_table(*, summary: str, definitions: list[str], table: str, scenario: str
         from .knobnotes import knob_notes, latex_notes
         from .tables import SETTING_NAMES
 
-        lines += latex_notes(knob_notes(runs, labels=labels, scenarios={scenario: scenario},
-                                        method_names={**OTHER_NAMES, **SHORT_NAMES}, setting_names=SETTING_NAMES))
+        lines += latex_notes(list(seed_notes) + knob_notes(runs, labels=labels, scenarios={scenario: scenario},
+                                                           method_names={**OTHER_NAMES, **SHORT_NAMES},
+                                                           setting_names=SETTING_NAMES))
     lines.append("")
     text = "\n".join(lines)
     with atomic_path(table) as tmp:

@@ -53,7 +53,7 @@ def _cell(row: pd.Series | None, scale: float, decimals: int) -> str:
 
 
 def uib_table(*, summary: str, table: str, runs: str | None = None, labels: dict[str, str] | None = None,
-              scenarios: dict[str, str] | None = None) -> str:
+              scenarios: dict[str, str] | None = None, seed_notes: list | tuple = ()) -> str:
     """Rule tables: rows scenario × setting × method; column groups: dataset label (datasets sharing a label, e.g.
     Colored digits for the bias scenario and plain digits for the random one, share a column group). `scenarios`
     maps each scenario's name to its heading, in the config's order (unlearnbench.scenarios labels). With `runs`
@@ -118,8 +118,8 @@ def uib_table(*, summary: str, table: str, runs: str | None = None, labels: dict
                 first_in_scenario = False
     lines += ["\\bottomrule", "\\end{tabular}"]
     if runs is not None:
-        lines += latex_notes(knob_notes(runs, labels=labels, scenarios=scenarios, method_names=METHOD_NAMES,
-                                        setting_names=SETTING_NAMES))
+        lines += latex_notes(list(seed_notes) + knob_notes(runs, labels=labels, scenarios=scenarios,
+                                                           method_names=METHOD_NAMES, setting_names=SETTING_NAMES))
     lines.append("")
     text = "\n".join(lines)
     with atomic_path(out_tex) as tmp:
