@@ -99,8 +99,8 @@ def run_job(wildcards):
 
 
 def tuned_input(wildcards):
-    """A tuned run's chosen.json (the `tune` rule of its scenario, or of the scenario it is `tuned_by`): an ordinary
-    input, so a search that reruns reruns the evaluations that read it. `tune` is not a checkpoint: with a
+    """A tuned run's chosen.json, written by `tune` for its scenario (or for the scenario it is `tuned_by`) as an
+    ordinary input, so a search that reruns reruns the evaluations that read it. `tune` is not a checkpoint: with a
     checkpoint in the DAG, Snakemake's job groups (the SLURM profile batches unlearning jobs) lose and duplicate
     members (docs/slurm.md)."""
     if PLAN.runs[wildcards.run].tune is None:
