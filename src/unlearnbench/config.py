@@ -388,6 +388,7 @@ def parse(config: dict, root=None) -> Plan:
     check_results(config.get("results", "results"), root)
     for name, ds in config["datasets"].items():
         check_superclasses(name, ds)
+        check_model(name, ds)
         for scenario in dataset_scenarios(config, name):
             if scenario not in config["scenarios"]:
                 raise ConfigError(f"datasets.{name}.scenarios: scenario {scenario!r} is not configured under "
@@ -502,6 +503,26 @@ def _dataset_plan(config: dict, name: str, ds: dict) -> None:
                             f"membership-inference attack mia_loss_cv ({MIA_CV_FOLDS}-fold cross-validation of forget "
                             f"against test losses, unlearnbench.metrics) needs at least {MIN_EVAL_IMAGES}: forget more "
                             f"({where}) or use more data (datasets.{name}.split.train_size)")
+
+
+# architectures whose widths are fixed (models.resnet18 builds torchvision's ResNet-18 as it is) and those that have a
+# choice of classifier head (models.VGG_HEADS): checked here so that a config error stops before any job
+FIXED_WIDTHS = {"resnet18": 64}
+HEAD_ARCHS = ("vgg11", "vgg11_bn")
+
+
+def check_model(name: str, ds: dict) -> None:
+    """datasets.<name>.model: what the model builders would refuse inside the training job, refused at config
+    time (torch-free)."""
+    model = ds.get("model") or {}
+    arch, width = model.get("arch", "small_cnn"), model.get("width")
+    if arch in FIXED_WIDTHS and width is not None and width != FIXED_WIDTHS[arch]:
+        raise ConfigError(f"datasets.{name}.model.width: {arch} has fixed widths, so width must be "
+                          f"{FIXED_WIDTHS[arch]} (got {width}); set it, or choose an architecture with a width "
+                          f"(small_cnn)")
+    if model.get("head") is not None and arch not in HEAD_ARCHS:
+        raise ConfigError(f"datasets.{name}.model.head: only {' and '.join(HEAD_ARCHS)} have a choice of classifier "
+                          f"head; remove the key for {arch}")
 
 
 def check_dataset(config: dict, name: str) -> None:
