@@ -264,6 +264,23 @@ def cancel_when_running(cluster: Cluster, results: Path, found: dict, stop: thre
         time.sleep(0.3)
 
 
+def same_metrics(results: Path, local: Path) -> int:
+    """Every non-timing metric of two runs' summary/runs.csv is equal; returns how many rows were compared. Same
+    seed, same thread count (threads: 1 in both), same CPU: the numbers are reproducible; the tolerance only absorbs
+    last-bit differences of BLAS paths, and a resumed training replays its RNG state."""
+    import numpy as np
+    import pandas as pd
+
+    key = ["dataset", "scenario", "setting", "method", "run", "seed", "metric"]
+    a = pd.read_csv(results / "summary/runs.csv").set_index(key).sort_index()
+    b = pd.read_csv(local / "summary/runs.csv").set_index(key).sort_index()
+    assert a.index.equals(b.index)
+    keep = ~a.index.get_level_values("metric").isin(TIMING_METRICS)
+    np.testing.assert_allclose(a["value"][keep].to_numpy(float), b["value"][keep].to_numpy(float),
+                               rtol=1e-6, atol=1e-9, equal_nan=True)
+    return int(keep.sum())
+
+
 def wait_watching(run: Run, watch, cluster: Cluster, results: Path) -> dict:
     """Wait for `run` while `watch(cluster, results, found, stop)` runs beside it; what the watcher found."""
     found, stop = {}, threading.Event()
@@ -284,9 +301,6 @@ def test_cluster_has_fake_gpus(cluster):
 
 
 def test_profile_on_slurm(cluster, tmp_path):
-    import numpy as np
-    import pandas as pd
-
     t_start = time.monotonic()
     results, local = tmp_path / "results", tmp_path / "local"
     dataset, scenario, seed, run = FAULT
@@ -347,15 +361,7 @@ def test_profile_on_slurm(cluster, tmp_path):
     assert ref.rc == 0, ref.text[-5000:]
     for a in ARTIFACTS:
         assert (local / a).exists(), a
-    key = ["dataset", "scenario", "setting", "method", "run", "seed", "metric"]
-    a = pd.read_csv(results / "summary/runs.csv").set_index(key).sort_index()
-    b = pd.read_csv(local / "summary/runs.csv").set_index(key).sort_index()
-    assert a.index.equals(b.index)
-    keep = ~a.index.get_level_values("metric").isin(TIMING_METRICS)
-    # Same seed, same thread count (threads: 1 in both), same CPU: the numbers are reproducible; the
-    # tolerance only absorbs last-bit differences of BLAS paths, and a resumed oracle replays its RNG state.
-    np.testing.assert_allclose(a["value"][keep].to_numpy(float), b["value"][keep].to_numpy(float),
-                               rtol=1e-6, atol=1e-9, equal_nan=True)
+    same_metrics(results, local)
 
     # Measured numbers, for docs/slurm.md and the CI log.
     grouped = stats.get("unlearn", 0) + stats.get("evaluate_original", 0)
@@ -402,8 +408,6 @@ def test_the_default_shape_completes_in_one_invocation_and_a_preempted_baseline_
     that exited 0 with no tables). The digits_c baseline is scancel'ed mid-training after its rewind epoch; the
     profile's retries resubmit it, it resumes from its epoch checkpoint, and its model and rewind state equal a local
     uninterrupted run's, as do all non-timing metrics."""
-    import numpy as np
-    import pandas as pd
     import torch
     import yaml
 
@@ -444,13 +448,7 @@ def test_the_default_shape_completes_in_one_invocation_and_a_preempted_baseline_
     for rel in (PREEMPTED, "digits_c/baseline/seed0/rewind.pt"):
         a, b = (torch.load(root / rel, weights_only=True)["state_dict"] for root in (results, local))
         assert all(torch.equal(a[k], b[k]) for k in a), rel
-    key = ["dataset", "scenario", "setting", "method", "run", "seed", "metric"]
-    a = pd.read_csv(results / "summary/runs.csv").set_index(key).sort_index()
-    b = pd.read_csv(local / "summary/runs.csv").set_index(key).sort_index()
-    assert a.index.equals(b.index)
-    keep = ~a.index.get_level_values("metric").isin(TIMING_METRICS)
-    np.testing.assert_allclose(a["value"][keep].to_numpy(float), b["value"][keep].to_numpy(float),
-                               rtol=1e-6, atol=1e-9, equal_nan=True)
+    compared = same_metrics(results, local)
     print(f"\ndefault shape on SLURM: one invocation, {steps[-1][1]} steps, {len(run.submitted)} sbatch calls "
           f"(one preempted and resubmitted), {t_slurm:.0f} s; local run {time.monotonic() - t0 - t_slurm:.0f} s; "
-          f"{int(keep.sum())} non-timing metric rows equal")
+          f"{compared} non-timing metric rows equal")
