@@ -64,6 +64,8 @@ rule jit_table:
         code=JIT_CODE["report"],
     log:
         f"{RESULTS}/logs/report/jit_table_{{scenario}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/jit_table_{{scenario}}.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -89,6 +91,8 @@ rule jit_breakdown:
         code=JIT_CODE["report"],
     log:
         f"{RESULTS}/logs/report/jit_breakdown_{{dataset}}_{{kind}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/jit_breakdown_{{dataset}}_{{kind}}.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -110,6 +114,8 @@ rule jit_entropy_figure:
         code=JIT_CODE["report"],
     log:
         f"{RESULTS}/logs/report/jit_entropy_{{scenario}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/jit_entropy_{{scenario}}.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -129,6 +135,8 @@ rule jit_runtime_figure:
         code=JIT_CODE["report"],
     log:
         f"{RESULTS}/logs/report/jit_runtime.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/jit_runtime.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -145,6 +153,8 @@ rule jit_toy_figure:
     threads: 1
     log:
         f"{RESULTS}/logs/report/jit_toy.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/jit_toy.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:

@@ -134,6 +134,8 @@ rule sweep_summary:
         code=TUNE_CODE["sensitivity"],
     log:
         f"{RESULTS}/logs/report/sweep_summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/sweep_summary.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -157,6 +159,8 @@ rule sensitivity:
         code=TUNE_CODE["sensitivity"],
     log:
         f"{RESULTS}/logs/report/sensitivity_{{family}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/sensitivity_{{family}}.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:

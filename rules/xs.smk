@@ -63,6 +63,8 @@ rule xs_tabular_source:
         code=XS_CODE["source"],
     log:
         f"{RESULTS}/logs/xs/source_{{tsource}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xs/source_{{tsource}}.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -164,6 +166,8 @@ rule xs_frontier_figure:
         code=XS_CODE["plots"],
     log:
         f"{RESULTS}/logs/xs/frontier_figure.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xs/frontier_figure.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -182,6 +186,8 @@ rule xs_frontier_table:
         code=XS_CODE["plots"],
     log:
         f"{RESULTS}/logs/xs/frontier_table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xs/frontier_table.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -201,6 +207,8 @@ rule xs_trajectory_figure:
         code=XS_CODE["plots"],
     log:
         f"{RESULTS}/logs/xs/trajectory_figure.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xs/trajectory_figure.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -218,6 +226,8 @@ rule xs_density_figure:
         code=XS_CODE["plots"],
     log:
         f"{RESULTS}/logs/xs/density_figure.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xs/density_figure.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:
@@ -235,6 +245,8 @@ rule xs_barycenter_figure:
         code=XS_CODE["plots"],
     log:
         f"{RESULTS}/logs/xs/barycenter_figure.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/xs/barycenter_figure.tsv"
     conda:
         "../envs/unlearnbench.yaml"
     script:

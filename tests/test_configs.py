@@ -7,11 +7,13 @@ archives built in the test is still to come (docs/slurm.md). Every snakemake cal
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -26,6 +28,16 @@ NO_DOWNLOAD = ["uib_digits", "uib_bias_strength", "paper_uib_methods", "tune_dig
 DOWNLOADING = ["paper_uib", "paper_jit", "paper_xs"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+METRICS_SEEN: dict[str, set[str]] = {}  # config -> the metrics its summary/runs.csv holds
+
+
+def readme_metrics() -> set[str]:
+    """The metric names of README's table under "Reading the results" (every backticked name of a row's first
+    cell)."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| metric | definition | better |"):]
+    table = table[:table.index("\n\n")]
+    return {name for row in table.splitlines()[2:] for name in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])}
 
 
 def test_every_shipped_config_is_listed_here():
@@ -49,4 +61,16 @@ def test_a_shipped_config_runs_end_to_end_at_miniature_scale(name, tmp_path):
                          env=env, timeout=300)
     assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
     assert list((tmp_path / "results" / "paper").iterdir()), "no paper artifact was made"
+    METRICS_SEEN[name] = set(pd.read_csv(tmp_path / "results" / "summary" / "runs.csv").metric)
     print(f"\n{name} at miniature scale: {time.monotonic() - t0:.0f} s")
+
+
+def test_readme_lists_exactly_the_metrics_the_summaries_hold():
+    """README's metric table against the metrics the shipped configs' summaries actually hold: every metric a
+    summary holds is documented, and every documented metric is made by some shipped config."""
+    if set(METRICS_SEEN) != {n for n in NO_DOWNLOAD if "fashion" not in n or FASHION.is_dir()}:
+        pytest.skip("needs every config run of this module (run the whole file)")
+    seen = set().union(*METRICS_SEEN.values())
+    documented = readme_metrics()
+    assert seen - documented == set(), f"in runs.csv but not in README's metric table: {sorted(seen - documented)}"
+    assert documented - seen == set(), f"in README's metric table but in no summary: {sorted(documented - seen)}"

@@ -13,7 +13,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 # knob -> the most a miniature run keeps (epochs and inner-loop counts of the methods)
 CAPS = {"epochs": 1, "sgda_epochs": 1, "pseudo_batches": 2, "noise_copies": 2, "n_perturbations": 5, "depth": 5,
-        "forget_noise_steps": 5, "retain_noise_steps": 5}
+        "forget_noise_steps": 5, "retain_noise_steps": 5, "noise_steps": 5, "impair_epochs": 1, "repair_epochs": 1,
+        "generator_steps": 2, "student_steps": 2}
+# per method: what a miniature run keeps of its cost knobs (IF's LiSSA Hessian-vector products and its automatic
+# scale's power iteration are set from these even where the config leaves them at their defaults)
+METHOD_CAPS = {"influence": {"batch_size": 32, "power_iters": 2, "power_sample": 64}}
+FIXED_WIDTHS = {"resnet18": 64}  # architectures whose width is not a knob (config.check_model)
 # small requests so that jobs share the 2-core test cluster (fake GPUs: gres.conf)
 RESOURCES = {"train": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10},
              "unlearn": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 5},
@@ -32,14 +37,33 @@ def _short(values: list, n: int = 2) -> list:
     return list(values[:n])
 
 
+def _method_knobs(method: str | None) -> dict:
+    """The knob defaults of a registered method (empty for an unknown name: the config check reports it)."""
+    import dataclasses
+
+    from unlearnbench.methods import REGISTRY
+
+    if method not in REGISTRY:
+        return {}
+    return {f.name: f.default for f in dataclasses.fields(REGISTRY[method].Knobs)}
+
+
+def _capped(value, cap):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > cap
+
+
 def _shrink_run(run: dict, seeds: int) -> None:
-    for key, cap in CAPS.items():
-        if isinstance(run.get(key), (int, float)) and not isinstance(run.get(key), bool):
-            run[key] = min(run[key], cap)
+    # a cap applies to every knob the method has, set in the config or left at its default (EMMN's 80 noise
+    # copies are a default), and to the same knob in its per-scenario and per-dataset layers
+    defaults = _method_knobs(run.get("method"))
+    caps = {**{k: v for k, v in CAPS.items() if k in defaults}, **METHOD_CAPS.get(run.get("method"), {})}
+    for key, cap in caps.items():
+        if _capped(run.get(key, defaults.get(key)), cap):
+            run[key] = cap
     for layer in [*(run.get("by_scenario") or {}).values(), *(run.get("by_dataset") or {}).values()]:
-        for key, cap in CAPS.items():
-            if isinstance(layer.get(key), (int, float)) and not isinstance(layer.get(key), bool):
-                layer[key] = min(layer[key], cap)
+        for key, cap in caps.items():
+            if _capped(layer.get(key), cap):
+                layer[key] = cap
     tune = run.get("tune")
     if tune:
         if tune.get("search") == "tpe" or "trials" in tune:
@@ -63,7 +87,7 @@ def _shrink_run(run: dict, seeds: int) -> None:
         run["sweep_seeds"] = _cap_seeds(run["sweep_seeds"], seeds)
 
 
-def miniature(cfg: dict, results: str | Path, seeds: int = 1) -> dict:
+def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4) -> dict:
     cfg = copy.deepcopy(cfg)
     cfg["results"] = str(results)
     cfg["device"] = "cpu"
@@ -73,15 +97,16 @@ def miniature(cfg: dict, results: str | Path, seeds: int = 1) -> dict:
             scenario["seeds"] = _cap_seeds(scenario["seeds"], seeds)
     for ds in cfg.get("datasets", {}).values():
         model = ds.setdefault("model", {})
-        model["width"] = min(model.get("width", 8), 8)
+        if model.get("arch") not in FIXED_WIDTHS:
+            model["width"] = min(model.get("width", 8), 8)
         train = ds.setdefault("train", {})
-        train["epochs"] = min(train.get("epochs", 4), 4)
+        train["epochs"] = min(train.get("epochs", epochs), epochs)
         if ds.get("source") != "digits":  # 60,000-image sources: a stratified subset (the `split` keys)
             split = ds.setdefault("split", {})
             split["train_size"] = min(split.get("train_size", 1500), 1500)
             split["test_size"] = min(split.get("test_size", 500), 500)
     if isinstance(cfg.get("sparse_baseline"), dict) and cfg["sparse_baseline"].get("epochs"):
-        cfg["sparse_baseline"]["epochs"] = min(cfg["sparse_baseline"]["epochs"], 4)
+        cfg["sparse_baseline"]["epochs"] = min(cfg["sparse_baseline"]["epochs"], epochs)
     for run in cfg.get("methods", {}).values():
         _shrink_run(run, seeds)
     xs = cfg.get("xs") or {}
@@ -89,6 +114,8 @@ def miniature(cfg: dict, results: str | Path, seeds: int = 1) -> dict:
         xs["tabular"].update(folds=2, lambdas=[0.0, 1.0], gammas=[0, 10], eg_bounds=[0.05], budgets=[0.1])
     if "trajectories" in xs:
         xs["trajectories"].update(train_epochs=3, trials=1)
+    if "barycenter" in xs:
+        xs["barycenter"].update(n_per_group=min(xs["barycenter"].get("n_per_group", 16), 16), image_size=16)
     cfg["resources"] = copy.deepcopy(RESOURCES)
     return cfg
 
