@@ -2,6 +2,7 @@
 code a job runs, keyword job entry points, safe checkpoints and bundles with clear errors."""
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import pickle
@@ -317,3 +318,85 @@ def test_a_model_the_builders_would_refuse_is_refused_at_config_time():
             models.build_model(arch, in_channels=3, n_classes=10, mean=(0.5,) * 3, std=(0.25,) * 3, width=width // 2,
                                image_size=(32, 32))
     assert set(HEAD_ARCHS) == {a for a in models.ARCHITECTURES if a.startswith("vgg")}
+
+
+# ---------------------------------------------------------------------------------------------- layers
+
+PACKAGE_ROOT = ROOT / "src" / "unlearnbench"
+# layers that stay torch-free at import and below the torch layers: they may not import nn (models, engine, ...),
+# methods or steps (the job entry points). config reads the method registry (methods/__init__: knob classes, torch
+# imported lazily; the test above checks parsing imports no torch), so only nn and steps are closed to it.
+TORCH_HEAVY = {"nn", "methods", "steps"}
+TORCH_FREE = {"core": TORCH_HEAVY, "scenarios": TORCH_HEAVY, "config": {"nn", "steps"}}
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """module (dotted, under unlearnbench) -> the modules of the package it imports: every `import` and
+    `from ... import` anywhere in its source (function bodies too), relative ones resolved, and lazy_import names."""
+    out = {}
+    for path in PACKAGE_ROOT.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
+        package = parts[:-1]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            package = parts
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                imported |= {module} | {f"{module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_import" and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                imported.add(node.args[0].value)
+        out[".".join(parts)] = {m for m in imported if m.split(".")[0] == "unlearnbench"}
+    return out
+
+
+def _layer(module: str) -> str | None:
+    """The subpackage a module belongs to (None: the package's own __init__)."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    return parts[1] if (PACKAGE_ROOT / parts[1]).is_dir() else None
+
+
+def test_every_module_is_in_a_subpackage():
+    flat = sorted(p.name for p in PACKAGE_ROOT.glob("*.py") if p.name != "__init__.py")
+    assert flat == [], f"modules outside a subpackage: {flat}"
+
+
+def test_subpackages_import_each_other_without_a_cycle():
+    edges: dict[str, set[str]] = {}
+    where: dict[tuple[str, str], list[str]] = {}
+    for module, imported in _module_imports().items():
+        source = _layer(module)
+        for target in map(_layer, imported):
+            if source and target and target != source:
+                edges.setdefault(source, set()).add(target)
+        for name in imported:
+            if source and _layer(name) not in (None, source):
+                where.setdefault((source, _layer(name)), []).append(f"{module} -> {name}")
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            for nxt in edges.get(node, ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    cycles = sorted(f"{a} -> {b} ({where[a, b][0]}) and back" for a in edges for b in edges[a] if reaches(b, a))
+    assert not cycles, "subpackages import each other in a cycle:\n" + "\n".join(cycles)
+
+
+def test_torch_free_layers_import_no_torch_layer():
+    wrong = sorted(f"{module} imports {name}" for module, imported in _module_imports().items()
+                   for name in imported if _layer(name) in TORCH_FREE.get(_layer(module), ()))
+    assert not wrong, "\n".join(wrong)

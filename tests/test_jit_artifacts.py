@@ -16,6 +16,7 @@ import yaml
 
 from unlearnbench.artifacts.jit import report as jit_report
 from unlearnbench.evaluation import metrics
+from unlearnbench.config.plan import parse
 from unlearnbench.core.errors import ConfigError
 from unlearnbench.datasets.experiment import ExperimentData, build_experiment
 from unlearnbench.scenarios import make_request
@@ -98,8 +99,6 @@ def test_zero_shot_is_derived_from_declared_reads(monkeypatch):
 
 
 def test_zero_shot_map_covers_every_run_and_the_table_prints_it(tmp_path):
-    from unlearnbench.config.plan import parse
-
     config = _validated(ROOT / "config" / "jit_digits.yaml")
     zs = jit_report.zero_shot_map(parse(config))
     assert zs["standard/jit"] and zs["standard/gradient_ascent"]
@@ -292,7 +291,7 @@ def _validated(path: Path) -> dict:
 def test_jit_configs_validate_and_plan_every_artifact(name, breakdown):
     """Fashion-MNIST runs one forget class at CPU scale (a job costs ~30 s there): no per-class breakdown."""
     config = _validated(ROOT / "config" / name)
-    plan = jit_report.jit_plan(config)
+    plan = parse(config).jit
     assert plan is not None and plan["entropy"] and plan["runtime"] and plan["toy"]
     types = set(plan["types"].values())
     assert {"full_class", "sub_class", "worst_case"} <= types and types & {"random", "random_n"}
@@ -312,9 +311,9 @@ def test_artifacts_jit_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"artifacts\.jit\.scenarios: 'bias' is a bias scenario"):
         check_config(default)
     default["artifacts"] = {"jit": None}  # `jit:` with no value: every default (the random scenario here)
-    assert jit_report.jit_plan(default)["scenarios"] == ["random"]
+    assert parse(default).jit["scenarios"] == ["random"]
     del default["artifacts"]
-    assert jit_report.jit_plan(default) is None
+    assert parse(default).jit is None
 
 
 # ---------------------------------------------------------------------------------------------- figures

@@ -146,6 +146,7 @@ class Plan:
     # scenario -> (seeds asked by `scenarios.<name>.seeds`, seeds the run has) where the run has fewer (e.g.
     # `--config seeds=2` on the default, whose JiT scenarios ask for 3): the tables' notes state the cap
     seed_caps: dict = field(default_factory=dict)
+    jit: dict | None = None  # the JiT artifacts `artifacts.jit` asks for (config.jit.jit_plan); None: none
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def oracles(self, scenario: str) -> list[str]:
@@ -446,9 +447,9 @@ def parse(config: dict, root=None) -> Plan:
         if scenario not in {s for _, s in plan_experiments}:
             raise ConfigError(f"artifacts.uib.scenarios: {scenario!r} is not a scenario any dataset runs "
                               f"({', '.join(dict.fromkeys(s for _, s in plan_experiments))})")
-    from ..artifacts.jit.report import jit_plan
+    from .jit import jit_plan
 
-    jit_plan(config)  # artifacts.jit: its scenarios exist, run, and have JiT's evaluation sets
+    jit = jit_plan(config, plan_experiments)  # artifacts.jit: its scenarios exist, run, and have JiT's evaluation sets
     scenario_seeds, seed_caps = {}, {}
     for name, entry in config["scenarios"].items():
         value = (entry or {}).get("seeds")
@@ -460,7 +461,7 @@ def parse(config: dict, root=None) -> Plan:
             seed_caps[name] = (value, len(seeds))
         scenario_seeds[name] = seed_subset(value, seeds, f"scenarios.{name}.seeds")
     return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning,
-                scenario_seeds=scenario_seeds, seed_caps=seed_caps)
+                scenario_seeds=scenario_seeds, seed_caps=seed_caps, jit=jit)
 
 
 def _dataset_plan(config: dict, name: str, ds: dict) -> None:

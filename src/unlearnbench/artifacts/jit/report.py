@@ -1,6 +1,7 @@
 """JiT's artifacts (Foster et al., TMLR 2025): the per-scenario tables (Tables 2-6), the per-class breakdowns
 (Tables 7-11), the forget-set entropy figure (Fig. 4) and the runtime figure (Fig. 5). The 2-D toy (Fig. 2) is
-unlearnbench.artifacts.jit.toy. Which artifacts a configuration makes: `artifacts.jit` (jit_plan; docs/jit.md).
+unlearnbench.artifacts.jit.toy. Which artifacts a configuration makes: `artifacts.jit`, planned once by the config
+parse (Plan.jit: unlearnbench.config.jit.jit_plan; docs/jit.md).
 
 Columns follow the paper's definitions per scenario (`Scenario.evaluation_of`, the sets JiT's code evaluates):
   class  (full class, sub-class): D_r acc. = accuracy on the test images of the retained classes
@@ -14,7 +15,7 @@ Columns follow the paper's definitions per scenario (`Scenario.evaluation_of`, t
          runtime = the method alone in seconds (`ut_seconds`; the retrain oracle: its training time).
 Every number is mean ± std over seeds, ×100 for the percentages, as the paper prints them.
 
-Torch-free at import (the Snakefile plans the artifacts with jit_plan); pandas and matplotlib load in the jobs.
+Torch-free at import (the Snakefile reads zero_shot_map); pandas and matplotlib load in the jobs.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ...core.errors import ConfigError
 from ...core.io import atomic_path
 
 # JiT's row order and abbreviations (Tables 1-6); methods not listed follow, by registry name
@@ -54,60 +54,6 @@ DEFINITIONS = {
     "sample": "D_r acc. = accuracy on the whole test set; D_f acc. = accuracy on the forgotten training images",
 }
 CHECK, CROSS = "$\\checkmark$", "$\\times$"
-BREAKDOWN_TYPES = ("full_class", "sub_class")  # the scenario types of Tables 7-11 (a forget class per scenario)
-
-
-# ---------------------------------------------------------------------------------------------------- planning
-
-def jit_plan(config: dict) -> dict | None:
-    """What `artifacts.jit` asks for (None: no JiT artifacts): the scenarios with a table (config order), each one's
-    evaluation kind and type, the breakdown groups (dataset, type, scenarios: every dataset running >= 2 of the
-    tables' scenarios of one type in BREAKDOWN_TYPES), and the figure switches. ConfigError names the key of a bad entry."""
-    from ...config.plan import experiments
-    from ...scenarios import make_options
-
-    artifacts = config.get("artifacts") or {}
-    if "jit" not in artifacts:
-        return None
-    cfg = artifacts["jit"] or {}
-    pairs = experiments(config)
-    run = list(dict.fromkeys(s for _, s in pairs))
-    kinds, evaluation = {}, {}
-    for name in config["scenarios"]:
-        cls, options = make_options(name, config["scenarios"][name], f"scenarios.{name}")
-        kinds[name], evaluation[name] = cls.name, cls().evaluation_of(options)
-    wanted = cfg.get("scenarios")
-    if wanted is None:
-        scenarios = [s for s in run if evaluation[s]]
-    else:
-        for s in wanted:
-            if s not in config["scenarios"]:
-                raise ConfigError(f"artifacts.jit.scenarios: {s!r} is not a configured scenario "
-                                  f"({', '.join(config['scenarios'])})")
-            if s not in run:
-                raise ConfigError(f"artifacts.jit.scenarios: no dataset runs scenario {s!r}; add it to a "
-                                  f"datasets.<name>.scenarios list")
-            if evaluation[s] is None:
-                raise ConfigError(f"artifacts.jit.scenarios: {s!r} is a {kinds[s]} scenario, for which JiT's tables "
-                                  f"define no D_r / D_f sets (they cover full_class, sub_class, random, random_n, "
-                                  f"worst_case)")
-        scenarios = list(wanted)
-    if not scenarios:
-        raise ConfigError("artifacts.jit: no scenario this configuration runs is one JiT's tables define "
-                          "(full_class, sub_class, random, random_n, worst_case); add one or remove artifacts.jit")
-    breakdowns = []
-    if cfg.get("breakdown", True):
-        for dataset in config["datasets"]:
-            by_type: dict[str, list[str]] = {}
-            for d, s in pairs:
-                if d == dataset and s in scenarios:
-                    by_type.setdefault(kinds[s], []).append(s)
-            breakdowns += [(dataset, kind, names) for kind, names in by_type.items()
-                           if kind in BREAKDOWN_TYPES and len(names) >= 2]
-    return {"scenarios": scenarios, "evaluation": {s: evaluation[s] for s in scenarios},
-            "types": {s: kinds[s] for s in scenarios}, "breakdowns": breakdowns,
-            "entropy": bool(cfg.get("entropy", True)), "runtime": bool(cfg.get("runtime", True)),
-            "toy": bool(cfg.get("toy", True))}
 
 
 def zero_shot(method: str, setting: str = "standard") -> bool:
