@@ -391,8 +391,8 @@ def test_the_validation_command_names_file_and_line_of_a_yaml_error(tmp_path):
     bad.write_text(TINY_TEXT.replace("seeds: 1", "seeds: [1, 2"))
     good = tmp_path / "good.yaml"
     good.write_text(TINY_TEXT)
-    out = subprocess.run([sys.executable, "-m", "unlearnbench.config.validation", str(bad), str(good)], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    out = subprocess.run([sys.executable, "-m", "unlearnbench.config.validation", str(bad), str(good)],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert out.returncode == 1
     line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "seeds" in text)
     assert f"{bad}, line {line + 1}, column" in out.stderr or f"{bad}, line {line}, column" in out.stderr, out.stderr

@@ -15,7 +15,9 @@ import torch
 
 from unlearnbench.evaluation import evaluate
 from unlearnbench.datasets import DatasetError
-from unlearnbench.methods._feature_unlearning import BarycenterRepair, dp_gap, gaussian_barycenter_1d, quantile_barycenter_1d
+from unlearnbench.methods._feature_unlearning import (
+    BarycenterRepair, dp_gap, gaussian_barycenter_1d, quantile_barycenter_1d,
+)
 from unlearnbench.evaluation.mutual_info import marginal_mi, mixture_groups, mutual_information, mutual_information_np
 
 pytestmark = pytest.mark.timeout(300)

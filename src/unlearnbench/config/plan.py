@@ -502,7 +502,8 @@ def _dataset_plan(config: dict, name: str, ds: dict) -> None:
                 if train_size is not None else f"{where}: on dataset {name}, scenario {scenario} has"
             raise SizeError(f"{what} {n_forget} training images to forget; the "
                             f"membership-inference attack mia_loss_cv ({MIA_CV_FOLDS}-fold cross-validation of forget "
-                            f"against test losses, unlearnbench.evaluation.metrics) needs at least {MIN_EVAL_IMAGES}: forget more "
+                            f"against test losses, unlearnbench.evaluation.metrics) needs at least "
+                            f"{MIN_EVAL_IMAGES}: forget more "
                             f"({where}) or use more data (datasets.{name}.split.train_size)")
 
 

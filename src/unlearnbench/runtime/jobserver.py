@@ -46,8 +46,8 @@ from .jobs import run_target
 
 ENV_VAR = "UNLEARNBENCH_JOB_SERVER"
 # What every torch job needs; report modules (sklearn, pandas, matplotlib) are few jobs and load in them.
-DEFAULT_PRELOAD = ("torch", "numpy", "unlearnbench.steps.training", "unlearnbench.steps.unlearning", "unlearnbench.methods",
-                   "unlearnbench.scenarios", "unlearnbench.datasets.experiment")
+DEFAULT_PRELOAD = ("torch", "numpy", "unlearnbench.steps.training", "unlearnbench.steps.unlearning",
+                   "unlearnbench.methods", "unlearnbench.scenarios", "unlearnbench.datasets.experiment")
 REFUSED = 255  # status sent instead of running: the client runs the job itself
 
 _HEADER = struct.Struct("!Q")

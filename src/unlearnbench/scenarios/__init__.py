@@ -103,8 +103,8 @@ def prepare_request(*, experiment: str, request: str, definition: str, scenario:
     if len(req.forget_idx) < need or len(data.labels("test")) < need:
         raise ValueError(f"scenarios.{scenario}: this request forgets {len(req.forget_idx)} training images and the "
                          f"test split has {len(data.labels('test'))}; the membership-inference attack mia_loss_cv "
-                         f"({need}-fold cross-validation, unlearnbench.evaluation.metrics) needs at least {need} of each: forget "
-                         f"more (scenarios.{scenario}) or use more data (the dataset's split.train_size / test_size)")
+                         f"({need}-fold cross-validation, unlearnbench.evaluation.metrics) needs at least {need} of "
+                         f"each: forget more (scenarios.{scenario}) or use more data (the dataset's split.train_size / test_size)")
     req.save(request, definition)
 
 
