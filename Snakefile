@@ -1,7 +1,7 @@
 # unlearnbench: dataset → bias construction → forget requests → baseline → retrain oracles
 # → unlearning + evaluation → aggregation + statistics → paper figures and tables.
 # Rules say what depends on what; the package (src/unlearnbench) says how. The config is parsed once
-# (unlearnbench.config.parse: every run, scenario and knob validated before any job) into PLAN.
+# (unlearnbench.config.plan.parse: every run, scenario and knob validated before any job) into PLAN.
 import os
 
 from snakemake.utils import min_version
@@ -9,8 +9,8 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 # Before any job, every config problem is one paragraph naming its key (or file and line) and the fix
-# (unlearnbench.validation): YAML errors, non-finite numbers, the JSON schema (whose defaults it fills in).
-from unlearnbench import validation
+# (unlearnbench.config.validation): YAML errors, non-finite numbers, the JSON schema (whose defaults it fills in).
+from unlearnbench.config import validation
 
 # A --configfile replaces the embedded default (paper configs are complete); --config merges on top.
 if not workflow.overwrite_configfiles:
@@ -23,14 +23,14 @@ validation.validate(config, os.path.join(workflow.basedir, "config", "schema.yam
 
 import re
 
-from unlearnbench.config import parse as parse_config
-from unlearnbench.sweeps import RUN_NAME
+from unlearnbench.config.plan import parse as parse_config
+from unlearnbench.config.sweeps import RUN_NAME
 
 PLAN = parse_config(config, root=workflow.basedir)
 
-# After a crash, the same command runs again (unlearnbench.runlock): Snakemake's lock left by a killed run is
+# After a crash, the same command runs again (unlearnbench.runtime.runlock): Snakemake's lock left by a killed run is
 # removed once no process of that run is left (never a live run's lock); profiles/default sets rerun-incomplete.
-from unlearnbench import lifetime, runlock
+from unlearnbench.runtime import lifetime, runlock
 
 if workflow.is_main_process:
     runlock.start_run()
@@ -38,7 +38,7 @@ if workflow.is_main_process:
 RESULTS = config["results"]
 SEEDS = PLAN.seeds
 
-# Local runs fork every job from one process that has torch imported (unlearnbench.jobserver): a job's own
+# Local runs fork every job from one process that has torch imported (unlearnbench.runtime.jobserver): a job's own
 # work on the default is shorter than `import torch`. Not on SLURM, and not with --sdm conda (another Python).
 JOB_SERVER = None
 
@@ -47,10 +47,10 @@ onstart:
     global JOB_SERVER
     runlock.started(local=workflow.local_exec)
     if workflow.local_exec:
-        # every job stops once this snakemake process is gone, even after kill -9 (unlearnbench.lifetime)
+        # every job stops once this snakemake process is gone, even after kill -9 (unlearnbench.runtime.lifetime)
         os.environ[lifetime.ENV_VAR] = lifetime.identity()
     if config["job_server"] and workflow.local_exec:
-        from unlearnbench import jobserver
+        from unlearnbench.runtime import jobserver
 
         os.makedirs(f"{RESULTS}/logs", exist_ok=True)
         JOB_SERVER = jobserver.start(log_path=f"{RESULTS}/logs/job_server.log")

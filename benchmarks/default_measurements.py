@@ -41,7 +41,7 @@ def dataset_cfg(name: str) -> tuple[dict, dict]:
 
 def experiment(work: Path, name: str):
     from unlearnbench.datasets import prepare_dataset
-    from unlearnbench.experiment import ExperimentData, prepare_experiment
+    from unlearnbench.datasets.experiment import ExperimentData, prepare_experiment
 
     ds, data_cfg = dataset_cfg(name)
     src = prepare_dataset(ds["source"], work / "src", download_dir=work / "src" / "dl", mirror=data_cfg.get("mirror"))
@@ -52,14 +52,15 @@ def experiment(work: Path, name: str):
 
 
 def accuracy(model, x, y) -> float:
-    from unlearnbench import engine
+    from unlearnbench.nn import engine
 
     return float((engine.predict_logits(model, x).argmax(1) == y.cpu()).float().mean())
 
 
 def momentum(work: Path, seeds: int) -> dict:
-    from unlearnbench import engine, seeds as seed_mod
-    from unlearnbench.training import new_model
+    from unlearnbench.nn import engine
+    from unlearnbench.core import seeds as seed_mod
+    from unlearnbench.steps.training import new_model
 
     out = {}
     for name in ("digits", "digits_c"):
@@ -83,7 +84,7 @@ def momentum(work: Path, seeds: int) -> dict:
 
 
 def rewind(work: Path, seeds: int) -> dict:
-    from unlearnbench import training
+    from unlearnbench.steps import training
 
     out = {}
     for name in ("digits", "digits_c"):
@@ -119,7 +120,8 @@ SCALE_GRID = {
 
 
 def scale(work: Path, seeds: int, methods: list[str], dataset: str = "digits") -> dict:
-    from unlearnbench import engine, training
+    from unlearnbench.nn import engine
+    from unlearnbench.steps import training
     from unlearnbench.methods import UnlearnContext, UnlearnData, build_method
     from unlearnbench.scenarios import ForgetRequest, prepare_request
 

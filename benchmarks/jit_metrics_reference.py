@@ -4,7 +4,7 @@ Reference: jwf40/Information-Theoretic-Unlearning @ c96761408b4997381c2feab4fbe6
 f207655), src/utils.py `evaluate` (D_r, D_f accuracies: the mean of per-batch accuracies) and src/metrics.py
 `get_membership_attack_prob` (the LR-entropy MIA), called with loaders built as the reference's mains build them
 (docs/jit.md): full class / random batch 128, sub-class batch 64; D_r = retain_valid_dl, D_f = forget_valid_dl, MIA on
-(retain_train_dl, forget_train_dl, valid_dl). Ours: unlearnbench.evaluate.compute_metrics on the saved outputs'
+(retain_train_dl, forget_train_dl, valid_dl). Ours: unlearnbench.evaluation.evaluate.compute_metrics on the saved outputs'
 logits, the columns jit_report.COLUMNS reads.
 
 The reference passes `multi_class="multinomial"` to LogisticRegression, which scikit-learn >= 1.8 rejects. Two
@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearnbench import engine, evaluate, jit_report
-from unlearnbench.experiment import ExperimentData
+from unlearnbench.nn import engine
+from unlearnbench.evaluation import evaluate
+from unlearnbench.artifacts.jit import report as jit_report
+from unlearnbench.datasets.experiment import ExperimentData
 from unlearnbench.scenarios import ForgetRequest
-from unlearnbench.training import load_model
+from unlearnbench.steps.training import load_model
 
 BATCH = {"full_class": 128, "worst_case": 128, "random_n": 128, "random": 128, "sub_class": 64}
 

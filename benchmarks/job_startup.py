@@ -6,7 +6,7 @@ after another:
 
   fresh   `python -c <call>` per job: what Snakemake's `script:` does without the server (interpreter start,
           `import torch` and the package, the job).
-  server  unlearnbench.workflow.run_job through one unlearnbench.jobserver process started for this benchmark
+  server  unlearnbench.runtime.workflow.run_job through one unlearnbench.runtime.jobserver process started for this benchmark
           (started and preloaded before the clock; its client here is this process, so the client's own
           interpreter start, which Snakemake's script: pays on both sides, is not in either figure).
 
@@ -29,9 +29,9 @@ import numpy as np
 
 
 def _setup(root: Path) -> dict:
-    from unlearnbench import training
+    from unlearnbench.steps import training
     from unlearnbench.datasets import prepare_dataset
-    from unlearnbench.experiment import prepare_experiment
+    from unlearnbench.datasets.experiment import prepare_experiment
     from unlearnbench.scenarios import prepare_request
 
     source = prepare_dataset("digits", root / "source", download_dir=root / "downloads")
@@ -52,7 +52,7 @@ def _setup(root: Path) -> dict:
 
 
 def _job_args(paths: dict, out: Path, i: int) -> dict:
-    from unlearnbench.config import RunSpec
+    from unlearnbench.config.plan import RunSpec
 
     spec = RunSpec(name="finetune", method="finetune", setting="standard", knobs={"epochs": 5, "lr": 0.02},
                    setting_knobs={}).job("digits", "random")
@@ -69,8 +69,8 @@ def main(argv=None, out=print) -> dict:
 
     import torch
 
-    from unlearnbench import jobserver
-    from unlearnbench.workflow import run_job
+    from unlearnbench.runtime import jobserver
+    from unlearnbench.runtime.workflow import run_job
 
     out(f"command: python benchmarks/job_startup.py {shlex.join(argv or sys.argv[1:])}".rstrip())
     out(f"python {sys.version.split()[0]}, torch {torch.__version__}, {os.cpu_count()} CPUs")
@@ -83,17 +83,17 @@ def main(argv=None, out=print) -> dict:
 
         start = time.perf_counter()
         for i in range(args.jobs):
-            call = f"from unlearnbench.unlearning import run_unlearning; run_unlearning(**{_job_args(paths, fresh_dir, i)!r})"
+            call = f"from unlearnbench.steps.unlearning import run_unlearning; run_unlearning(**{_job_args(paths, fresh_dir, i)!r})"
             subprocess.run([sys.executable, "-c", call], check=True, timeout=600)
         fresh = (time.perf_counter() - start) / args.jobs
 
         server = jobserver.start(log_path=str(root / "server.log"))
         try:
             os.environ[jobserver.ENV_VAR] = server.address
-            run_job("unlearnbench.codehash:closure", {}, str(root / "warm.log"))  # waits out the preload
+            run_job("unlearnbench.core.codehash:closure", {}, str(root / "warm.log"))  # waits out the preload
             start = time.perf_counter()
             for i in range(args.jobs):
-                run_job("unlearnbench.unlearning:run_unlearning", _job_args(paths, server_dir, i),
+                run_job("unlearnbench.steps.unlearning:run_unlearning", _job_args(paths, server_dir, i),
                         str(server_dir / f"job{i}.log"))
             served = (time.perf_counter() - start) / args.jobs
         finally:

@@ -56,7 +56,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         setup = Setup(Path(tmp))
         oracle_path = Path(tmp) / "oracle.pt"
-        from unlearnbench import training
+        from unlearnbench.steps import training
         training.train_oracle(experiment=str(Path(tmp) / "exp.npz"), request=str(Path(tmp) / "req.npz"),
                               model=str(oracle_path), run=str(Path(tmp) / "o.json"), outputs=str(Path(tmp) / "o.npz"),
                               training=setup.training, identity={"dataset": "digits", "scenario": "random", "seed": 0},

@@ -83,8 +83,8 @@ def trained_model():
     """small_cnn (3 channels) trained 15 epochs on digits (8x8, grey replicated to RGB); its uint8 images/labels."""
     from sklearn.datasets import load_digits
 
-    from unlearnbench import engine
-    from unlearnbench.models import build_model
+    from unlearnbench.nn import engine
+    from unlearnbench.nn.models import build_model
 
     digits = load_digits()
     x = torch.from_numpy(np.round(digits.images / 16 * 255).astype(np.uint8))[:, None].repeat(1, 3, 1, 1)
@@ -105,8 +105,8 @@ class Recorder:
         self.batches: list[torch.Tensor] = []
 
     def __enter__(self):
-        from unlearnbench import engine
-        from unlearnbench.lazy import _LazyModule
+        from unlearnbench.nn import engine
+        from unlearnbench.core.lazy import _LazyModule
 
         # the module and the lazy stand-ins the methods hold for it (which cache its attributes)
         self.targets = {id(engine): engine}
@@ -243,7 +243,7 @@ def check_bad_teacher():
     model0, x, y = trained_model()
     (xf, yf), (xr, yr) = split(x, y)
     torch.manual_seed(1)
-    from unlearnbench.models import build_model
+    from unlearnbench.nn.models import build_model
 
     incompetent = build_model("small_cnn", in_channels=3, n_classes=10, mean=model0.normalize.mean.flatten().div(255)
                               .tolist(), std=model0.normalize.std.flatten().div(255).tolist(), width=16)

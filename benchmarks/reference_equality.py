@@ -172,9 +172,9 @@ class Setup:
     def __init__(self, work: Path):
         import yaml
 
-        from unlearnbench import training
+        from unlearnbench.steps import training
         from unlearnbench.datasets import prepare_dataset
-        from unlearnbench.experiment import ExperimentData, prepare_experiment
+        from unlearnbench.datasets.experiment import ExperimentData, prepare_experiment
         from unlearnbench.scenarios import ForgetRequest, prepare_request
         from snakemake.utils import validate
 
@@ -196,7 +196,7 @@ class Setup:
         self.data = ExperimentData.load(str(work / "exp.npz"))
         req = ForgetRequest.load(str(work / "req.npz"))
         self.model, _ = training.load_model(str(work / "base.pt"), self.data, torch.device("cpu"))
-        from unlearnbench import engine
+        from unlearnbench.nn import engine
 
         self.forget = engine.to_device(*req.forget_set(self.data), torch.device("cpu"))
         self.retain = engine.to_device(*req.retain_set(self.data), torch.device("cpu"))
@@ -418,7 +418,8 @@ def cmp_mia(setup, R, S):
     """metrics.mia_efficacy_svc against their SVC_MIA(...)["confidence"]: shadow members = the same retain subset
     (ours permutes the retain set with the seed and takes min(|retain|, |test|); theirs takes the first |test| in
     dataset order: we give them ours), non-members = the test set, target = the forget set."""
-    from unlearnbench import engine, metrics
+    from unlearnbench.nn import engine
+    from unlearnbench.evaluation import metrics
 
     out = {"reference": f"Unlearn-Sparse evaluation/SVC_MIA.py SVC_MIA ['confidence'] @ {US_COMMIT[:7]}"}
     models = {"original": setup.model,

@@ -44,7 +44,7 @@ class Normalised(nn.Module):
 
 
 def ours(model, x, y, knobs, seed, dropout_seed):
-    from unlearnbench import engine
+    from unlearnbench.nn import engine
     from unlearnbench.methods import UnlearnContext, UnlearnData, build_method
 
     names = {id(p): n for n, p in model.named_parameters()}
@@ -115,7 +115,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--width", type=int, action="append", default=None, help="vgg11 widths (default 8)")
     args = parser.parse_args()
-    from unlearnbench.models import build_model
+    from unlearnbench.nn.models import build_model
 
     def small():
         m = build_model("small_cnn", in_channels=3, n_classes=10, mean=[0.5] * 3, std=[0.25] * 3, width=16)

@@ -32,8 +32,8 @@ import time
 import numpy as np
 import torch
 
-from unlearnbench import engine
-from unlearnbench.models import ARCHITECTURES, build_model
+from unlearnbench.nn import engine
+from unlearnbench.nn.models import ARCHITECTURES, build_model
 
 N_CLASSES = 10
 # CIFAR-10's channel statistics, so both sides normalise identically to a real CIFAR run

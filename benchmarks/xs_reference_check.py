@@ -6,7 +6,7 @@ The authors' script is imported from a checkout (never copied here):
     PYTHONPATH=src python benchmarks/xs_reference_check.py --repo /tmp/xs_repo [--json out.json]
 
 Checks:
-1. `compute_mutual_information_multiclass` vs unlearnbench.mutual_info on the worked 2×2 example, on random
+1. `compute_mutual_information_multiclass` vs unlearnbench.evaluation.mutual_info on the worked 2×2 example, on random
    logits with the authors' batch construction (64 remain + 16 unlearn + the 64 remain again) and with random
    binary Z, in float32 and float64: values and gradients w.r.t. the logits.
 2. `train_unlearn_model` (one epoch) vs methods/marginal_mi.py's step on the authors' MLP, same initial weights,
@@ -36,7 +36,7 @@ def load_reference(repo: Path):
 
 
 def mi_checks(ref) -> dict:
-    from unlearnbench.mutual_info import mixture_groups, mutual_information
+    from unlearnbench.evaluation.mutual_info import mixture_groups, mutual_information
 
     out = {}
     probs = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.4, 0.6]], dtype=torch.float64)
@@ -70,7 +70,7 @@ def loop_check(ref, two_pass: bool) -> dict:
     from torch.utils.data import DataLoader, TensorDataset
 
     from unlearnbench.methods.marginal_mi import marginal_step
-    from unlearnbench.optim import Adam
+    from unlearnbench.nn.optim import Adam
 
     g = torch.Generator().manual_seed(1)
     x_r, y_r = torch.randn(256, 1, 28, 28, generator=g), torch.randint(0, 10, (256,), generator=g)

@@ -33,10 +33,10 @@ def main() -> None:
     xs = config["xs"]
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    from unlearnbench import xs_images, xs_plots
+    from unlearnbench.artifacts.xs import images as xs_images, plots as xs_plots
     from unlearnbench.datasets import prepare_dataset
     from unlearnbench.datasets.tabular import prepare_tabular_source
-    from unlearnbench.xs_tabular import run_tabular
+    from unlearnbench.artifacts.xs.tabular import run_tabular
 
     costs = {}
 

@@ -1,18 +1,18 @@
 # Input functions and parameters shared by the rule files (kept apart from rules, as the linter asks).
 
-from unlearnbench.codehash import code_hash
-from unlearnbench.config import scenario_options
+from unlearnbench.core.codehash import code_hash
+from unlearnbench.config.plan import scenario_options
 from unlearnbench.scenarios import REGISTRY as SCENARIO_TYPES
 
-# the code each kind of job runs (unlearnbench.codehash): a change to it (or to what it imports) reruns its jobs
+# the code each kind of job runs (unlearnbench.core.codehash): a change to it (or to what it imports) reruns its jobs
 CODE = {
     "datasets": code_hash("unlearnbench.datasets", "unlearnbench.datasets.rule"),
-    "experiment": code_hash("unlearnbench.experiment"),
-    "training": code_hash("unlearnbench.training"),
-    "evaluation": code_hash("unlearnbench.unlearning"),
-    "report": code_hash("unlearnbench.report"),
-    "figures": code_hash("unlearnbench.plots"),
-    "tables": code_hash("unlearnbench.tables"),
+    "experiment": code_hash("unlearnbench.datasets.experiment"),
+    "training": code_hash("unlearnbench.steps.training"),
+    "evaluation": code_hash("unlearnbench.steps.unlearning"),
+    "report": code_hash("unlearnbench.artifacts.report"),
+    "figures": code_hash("unlearnbench.artifacts.uib.plots"),
+    "tables": code_hash("unlearnbench.artifacts.uib.tables"),
 }
 SCENARIO = {name: scenario_options(config, name) for name in config["scenarios"]}
 # scenarios whose request is built from a trained model (rule forget_request_from_model)
@@ -85,7 +85,7 @@ def sparse_rewind_epoch(wildcards):
     """The rewind epoch k of a dataset (pruning.rewind_epoch), None without rewinding."""
     if not SPARSE_REWIND:
         return None
-    from unlearnbench.pruning import rewind_epoch
+    from unlearnbench.nn.pruning import rewind_epoch
 
     return rewind_epoch(int(config["datasets"][wildcards.dataset]["train"]["epochs"]),
                         (config.get("sparse_baseline") or {}).get("rewind_epoch"))
@@ -134,14 +134,14 @@ def scenario_label(name):
 
 
 def bias_strength_groups():
-    """fig_bias_strength's datasets: dataset -> {scenario, bias_strength, group} (unlearnbench.config)."""
-    from unlearnbench.config import bias_strength_groups as groups
+    """fig_bias_strength's datasets: dataset -> {scenario, bias_strength, group} (unlearnbench.config.plan)."""
+    from unlearnbench.config.plan import bias_strength_groups as groups
 
     return groups(config, PLAN)
 
 
 def bias_strength_sweep():
     """True when some group of bias datasets spans at least two bias strengths (then fig_bias_strength is made)."""
-    from unlearnbench.config import is_bias_strength_sweep
+    from unlearnbench.config.plan import is_bias_strength_sweep
 
     return is_bias_strength_sweep(bias_strength_groups())

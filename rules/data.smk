@@ -83,7 +83,7 @@ rule forget_request_from_model:
         options=lambda wc: SCENARIO[wc.scenario],
         data_seed=config["data_seed"],
         device=config["device"],
-        code=lambda wc: code_hash(*scenario_modules(wc), "unlearnbench.scenarios._reference"),
+        code=lambda wc: code_hash(*scenario_modules(wc), "unlearnbench.steps.requests"),
     threads: 1
     log:
         f"{RESULTS}/logs/forget_request/{{dataset}}_{{scenario}}.log",

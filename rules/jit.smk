@@ -1,15 +1,15 @@
-# JiT's artifacts (Foster et al., TMLR 2025), made when the config has `artifacts.jit` (unlearnbench.jit_report.jit_plan):
+# JiT's artifacts (Foster et al., TMLR 2025), made when the config has `artifacts.jit` (PLAN.jit: unlearnbench.config.jit):
 # a table per scenario (Tables 2-6 layout), per-class breakdowns (Tables 7-11) where a dataset runs several
 # scenarios of one type, the forget-set entropy figure (Fig. 4), the runtime figure (Fig. 5) and the 2-D toy
 # (Fig. 2). Cheap, local rules reading the aggregated results (the toy trains its own tiny models).
 
-from unlearnbench.jit_report import jit_plan, zero_shot_map
+from unlearnbench.artifacts.jit.report import zero_shot_map
 
-JIT = jit_plan(config)
+JIT = PLAN.jit
 JIT_LABELS = {name: ds.get("label", name) for name, ds in config["datasets"].items()}
 JIT_CODE = {
-    "report": code_hash("unlearnbench.jit_report"),
-    "toy": code_hash("unlearnbench.jit_toy", "unlearnbench.methods.jit"),
+    "report": code_hash("unlearnbench.artifacts.jit.report"),
+    "toy": code_hash("unlearnbench.artifacts.jit.toy", "unlearnbench.methods.jit"),
 }
 
 

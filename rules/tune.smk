@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 
 TUNE_CODE = {
-    "tune": code_hash("unlearnbench.tuning", "unlearnbench.search"),
-    "sensitivity": code_hash("unlearnbench.sensitivity"),
+    "tune": code_hash("unlearnbench.tuning.tuning", "unlearnbench.tuning.search"),
+    "sensitivity": code_hash("unlearnbench.tuning.sensitivity"),
 }
 TUNED_RUNS = sorted({run for _, _, run in PLAN.tune_jobs()})
 SWEPT_RUNS = [name for name, spec in PLAN.runs.items() if spec.points]
@@ -20,7 +20,7 @@ SWEPT_RUNS = [name for name, spec in PLAN.runs.items() if spec.points]
 
 def tuning_request_code(wildcards):
     return code_hash("unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}",
-                     "unlearnbench.experiment")
+                     "unlearnbench.datasets.experiment")
 
 
 def tune_seeds(wildcards):
@@ -87,7 +87,7 @@ rule tuning_oracle:
 
 
 # The search. Its trials live in an Optuna journal under study/ (not a declared output, so a killed or re-planned
-# search resumes from it: unlearnbench.search).
+# search resumes from it: unlearnbench.tuning.search).
 rule tune:
     input:
         experiment=rules.prepare_experiment.output.experiment,

@@ -6,9 +6,9 @@
 XS = config.get("xs")
 XS_CODE = {
     "source": code_hash("unlearnbench.datasets.tabular"),
-    "tabular": code_hash("unlearnbench.xs_tabular", "unlearnbench.datasets.tabular"),
-    "images": code_hash("unlearnbench.xs_images", "unlearnbench.methods.marginal_mi"),
-    "plots": code_hash("unlearnbench.xs_plots"),
+    "tabular": code_hash("unlearnbench.artifacts.xs.tabular", "unlearnbench.datasets.tabular"),
+    "images": code_hash("unlearnbench.artifacts.xs.images", "unlearnbench.methods.marginal_mi"),
+    "plots": code_hash("unlearnbench.artifacts.xs.plots"),
 }
 
 

@@ -62,7 +62,7 @@ def digits_source(tmp_path_factory) -> Path:
 def job_spec(method: str, knobs: dict | None = None, run: str | None = None, setting: str = "standard",
              setting_knobs: dict | None = None) -> dict:
     """What the workflow hands an unlearning job (config.RunSpec.job), for a run configured inline."""
-    from unlearnbench.config import RunSpec
+    from unlearnbench.config.plan import RunSpec
 
     return RunSpec(name=run or method, method=method, setting=setting, knobs=dict(knobs or {}),
                    setting_knobs=dict(setting_knobs or {})).job("d", "s")
@@ -72,8 +72,8 @@ class Setup:
     """Experiment data, request, baseline and retrain oracle for one (dataset, scenario)."""
 
     def __init__(self, root: Path, source: Path, dataset_cfg: dict, scenario: str, options: dict):
-        from unlearnbench import training
-        from unlearnbench.experiment import prepare_experiment
+        from unlearnbench.steps import training
+        from unlearnbench.datasets.experiment import prepare_experiment
         from unlearnbench.scenarios import prepare_request
 
         self.root, self.cfg, self.scenario = root, dataset_cfg, scenario
@@ -96,7 +96,7 @@ class Setup:
 
     def outputs(self, model_path: Path, tag: str) -> dict:
         import numpy as np
-        from unlearnbench import unlearning
+        from unlearnbench.steps import unlearning
 
         npz = self.root / f"{tag}.npz"
         unlearning.evaluate_original(experiment=str(self.data), request=str(self.request), baseline=str(model_path),
@@ -109,7 +109,7 @@ class Setup:
     def run_job(self, method: str, knobs: dict, tag: str, setting: str = "standard",
                 setting_knobs: dict | None = None, start: Path | None = None) -> dict:
         """One unlearning job as the workflow runs it; returns its info record (run.json `info`)."""
-        from unlearnbench import unlearning
+        from unlearnbench.steps import unlearning
 
         return unlearning.run_unlearning(
             experiment=str(self.data), request=str(self.request), start=str(start or self.baseline),

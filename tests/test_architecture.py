@@ -2,6 +2,7 @@
 code a job runs, keyword job entry points, safe checkpoints and bundles with clear errors."""
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import pickle
@@ -13,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from unlearnbench import codehash
-from unlearnbench.config import RunSpec, parse
-from unlearnbench.errors import ConfigError, InputFileError
+from unlearnbench.core import codehash
+from unlearnbench.config.plan import RunSpec, parse
+from unlearnbench.core.errors import ConfigError, InputFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 # a UIB-shaped config with every kind of run (settings, JiT, GA) on the bias and random scenarios
@@ -34,7 +35,7 @@ def test_parsing_the_default_config_imports_no_torch():
     """The Snakefile process validates every run, scenario and knob without importing torch (a subprocess, so this
     test's own imports do not count)."""
     code = ("import sys, yaml; from snakemake.utils import validate; c = yaml.safe_load(open('config.yaml')); "
-            "validate(c, 'config/schema.yaml'); from unlearnbench.config import parse; p = parse(c); "
+            "validate(c, 'config/schema.yaml'); from unlearnbench.config.plan import parse; p = parse(c); "
             "[p.job(r, d, s) for d, s in p.experiments for r in p.runs_for(s)]; "
             "import unlearnbench.methods, unlearnbench.scenarios; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')))")
@@ -51,7 +52,7 @@ def test_registries_find_every_module_on_disk():
     assert set(methods.MODULES) == method_files
     assert {"sparsity", "uib"} <= set(methods.WRAPPERS) and "finetune" in methods.REGISTRY
     scenario_files = {p.stem for p in (ROOT / "src/unlearnbench/scenarios").glob("*.py")
-                      if p.stem not in ("__init__", "base") and not p.stem.startswith("_")}  # _reference: a helper
+                      if p.stem not in ("__init__", "base") and not p.stem.startswith("_")}  # a helper module
     assert set(scenarios.MODULES) == scenario_files
     assert {cls.__module__.rsplit(".", 1)[1] for cls in scenarios.REGISTRY.values()} == scenario_files
 
@@ -134,25 +135,28 @@ def test_a_method_restricted_to_some_scenario_types_is_a_config_error_elsewhere(
 
 def test_code_hash_follows_imports_and_ignores_docstrings_and_comments(tmp_path, monkeypatch):
     package = tmp_path / "unlearnbench"
-    (package / "methods").mkdir(parents=True)
+    for sub in ("methods", "core", "nn"):
+        (package / sub).mkdir(parents=True)
+        (package / sub / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
-    (package / "methods" / "__init__.py").write_text("from ..registry import discover\n")
-    (package / "registry.py").write_text("X = 1\n")
-    (package / "engine.py").write_text('"""doc"""\nSTEP = 1\n')
-    (package / "methods" / "base.py").write_text("from ..lazy import lazy_import\nengine = lazy_import('unlearnbench.engine')\n")
-    (package / "lazy.py").write_text("def lazy_import(name):\n    return name\n")
+    (package / "methods" / "__init__.py").write_text("from ..core.registry import discover\n")
+    (package / "core" / "registry.py").write_text("X = 1\n")
+    (package / "nn" / "engine.py").write_text('"""doc"""\nSTEP = 1\n')
+    (package / "methods" / "base.py").write_text("from ..core.lazy import lazy_import\n"
+                                                 "engine = lazy_import('unlearnbench.nn.engine')\n")
+    (package / "core" / "lazy.py").write_text("def lazy_import(name):\n    return name\n")
     (package / "methods" / "a.py").write_text("from .base import engine\nA = 1\n")
     (package / "methods" / "b.py").write_text("B = 1\n")
     monkeypatch.setattr(codehash, "ROOT", package)
     codehash._parse.cache_clear()
     try:
         assert codehash.closure("unlearnbench.methods.a") == [
-            "unlearnbench.engine", "unlearnbench.lazy", "unlearnbench.methods.a", "unlearnbench.methods.base"]
+            "unlearnbench.core.lazy", "unlearnbench.methods.a", "unlearnbench.methods.base", "unlearnbench.nn.engine"]
         before_a, before_b = codehash.code_hash("unlearnbench.methods.a"), codehash.code_hash("unlearnbench.methods.b")
-        (package / "engine.py").write_text('"""other doc"""\n# a comment\nSTEP = 1\n')
+        (package / "nn" / "engine.py").write_text('"""other doc"""\n# a comment\nSTEP = 1\n')
         codehash._parse.cache_clear()
         assert codehash.code_hash("unlearnbench.methods.a") == before_a  # docstring and comment only
-        (package / "engine.py").write_text("STEP = 2\n")
+        (package / "nn" / "engine.py").write_text("STEP = 2\n")
         codehash._parse.cache_clear()
         assert codehash.code_hash("unlearnbench.methods.a") != before_a  # shared code changed: a reruns
         assert codehash.code_hash("unlearnbench.methods.b") == before_b  # b does not use the engine
@@ -165,7 +169,7 @@ def test_every_method_and_wrapper_hash_covers_base_and_engine():
 
     for cls in [*REGISTRY.values(), *WRAPPERS.values()]:
         modules = codehash.closure(cls.__module__)
-        assert {"unlearnbench.methods.base", "unlearnbench.engine"} <= set(modules), cls.__module__
+        assert {"unlearnbench.methods.base", "unlearnbench.nn.engine"} <= set(modules), cls.__module__
         others = {c.__module__ for c in [*REGISTRY.values(), *WRAPPERS.values()]} - {cls.__module__}
         assert not others & set(modules), f"{cls.__module__} imports another method: {others & set(modules)}"
 
@@ -194,9 +198,9 @@ class _RunsCode:
 def test_a_code_running_checkpoint_is_refused_and_runs_nothing(tmp_path, random_setup):
     import torch
 
-    from unlearnbench.checkpoint import CheckpointError
-    from unlearnbench.experiment import ExperimentData
-    from unlearnbench.training import load_model
+    from unlearnbench.nn.checkpoint import CheckpointError
+    from unlearnbench.datasets.experiment import ExperimentData
+    from unlearnbench.steps.training import load_model
 
     marker = tmp_path / "executed"
     evil = tmp_path / "model.pt"
@@ -214,7 +218,7 @@ def test_a_code_running_checkpoint_is_refused_and_runs_nothing(tmp_path, random_
 def test_an_epoch_checkpoint_of_another_recipe_is_discarded_with_a_log_line(tmp_path):
     import torch
 
-    from unlearnbench import checkpoint, engine
+    from unlearnbench.nn import checkpoint, engine
 
     x = torch.randint(0, 255, (64, 1, 8, 8), dtype=torch.uint8)
     y = torch.randint(0, 10, (64,))
@@ -222,7 +226,7 @@ def test_an_epoch_checkpoint_of_another_recipe_is_discarded_with_a_log_line(tmp_
 
     def model():
         torch.manual_seed(0)
-        from unlearnbench.models import build_model
+        from unlearnbench.nn.models import build_model
         return build_model("small_cnn", in_channels=1, n_classes=10, mean=[0.5], std=[0.2], width=4)
 
     path = tmp_path / "model.pt.epoch"
@@ -238,8 +242,8 @@ def test_an_epoch_checkpoint_of_another_recipe_is_discarded_with_a_log_line(tmp_
 
 
 def test_corrupt_bundles_name_the_file(tmp_path):
-    from unlearnbench.experiment import ExperimentData
-    from unlearnbench.io import read_bundle, write_bundle
+    from unlearnbench.datasets.experiment import ExperimentData
+    from unlearnbench.core.io import read_bundle, write_bundle
 
     path = tmp_path / "experiment.npz"
     path.write_bytes(b"not a zip")
@@ -252,7 +256,7 @@ def test_corrupt_bundles_name_the_file(tmp_path):
 
 
 def test_outputs_get_the_users_umask(tmp_path):
-    from unlearnbench.io import atomic_write_json
+    from unlearnbench.core.io import atomic_write_json
 
     old = os.umask(0o022)
     try:
@@ -298,8 +302,8 @@ def test_the_workflow_has_no_checkpoint():
 def test_a_model_the_builders_would_refuse_is_refused_at_config_time():
     """resnet18 with another width, or a head on a model without a head choice, used to pass the config check and
     fail inside the training job; now parse() stops them naming the key, and the builders agree on what they refuse."""
-    from unlearnbench import models
-    from unlearnbench.config import FIXED_WIDTHS, HEAD_ARCHS
+    from unlearnbench.nn import models
+    from unlearnbench.config.plan import FIXED_WIDTHS, HEAD_ARCHS
 
     config = _validated(DEFAULT)
     name = next(iter(config["datasets"]))
@@ -314,3 +318,85 @@ def test_a_model_the_builders_would_refuse_is_refused_at_config_time():
             models.build_model(arch, in_channels=3, n_classes=10, mean=(0.5,) * 3, std=(0.25,) * 3, width=width // 2,
                                image_size=(32, 32))
     assert set(HEAD_ARCHS) == {a for a in models.ARCHITECTURES if a.startswith("vgg")}
+
+
+# ---------------------------------------------------------------------------------------------- layers
+
+PACKAGE_ROOT = ROOT / "src" / "unlearnbench"
+# layers that stay torch-free at import and below the torch layers: they may not import nn (models, engine, ...),
+# methods or steps (the job entry points). config reads the method registry (methods/__init__: knob classes, torch
+# imported lazily; the test above checks parsing imports no torch), so only nn and steps are closed to it.
+TORCH_HEAVY = {"nn", "methods", "steps"}
+TORCH_FREE = {"core": TORCH_HEAVY, "scenarios": TORCH_HEAVY, "config": {"nn", "steps"}}
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """module (dotted, under unlearnbench) -> the modules of the package it imports: every `import` and
+    `from ... import` anywhere in its source (function bodies too), relative ones resolved, and lazy_import names."""
+    out = {}
+    for path in PACKAGE_ROOT.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
+        package = parts[:-1]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+            package = parts
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                imported |= {module} | {f"{module}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_import" and node.args \
+                    and isinstance(node.args[0], ast.Constant):
+                imported.add(node.args[0].value)
+        out[".".join(parts)] = {m for m in imported if m.split(".")[0] == "unlearnbench"}
+    return out
+
+
+def _layer(module: str) -> str | None:
+    """The subpackage a module belongs to (None: the package's own __init__)."""
+    parts = module.split(".")
+    if len(parts) < 2:
+        return None
+    return parts[1] if (PACKAGE_ROOT / parts[1]).is_dir() else None
+
+
+def test_every_module_is_in_a_subpackage():
+    flat = sorted(p.name for p in PACKAGE_ROOT.glob("*.py") if p.name != "__init__.py")
+    assert flat == [], f"modules outside a subpackage: {flat}"
+
+
+def test_subpackages_import_each_other_without_a_cycle():
+    edges: dict[str, set[str]] = {}
+    where: dict[tuple[str, str], list[str]] = {}
+    for module, imported in _module_imports().items():
+        source = _layer(module)
+        for target in map(_layer, imported):
+            if source and target and target != source:
+                edges.setdefault(source, set()).add(target)
+        for name in imported:
+            if source and _layer(name) not in (None, source):
+                where.setdefault((source, _layer(name)), []).append(f"{module} -> {name}")
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            for nxt in edges.get(node, ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
+
+    cycles = sorted(f"{a} -> {b} ({where[a, b][0]}) and back" for a in edges for b in edges[a] if reaches(b, a))
+    assert not cycles, "subpackages import each other in a cycle:\n" + "\n".join(cycles)
+
+
+def test_torch_free_layers_import_no_torch_layer():
+    wrong = sorted(f"{module} imports {name}" for module, imported in _module_imports().items()
+                   for name in imported if _layer(name) in TORCH_FREE.get(_layer(module), ()))
+    assert not wrong, "\n".join(wrong)

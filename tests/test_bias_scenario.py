@@ -17,7 +17,8 @@ BIAS_STRENGTH = 0.9  # the default s (schema default; docs/results.md "Choosing 
 
 @pytest.fixture(scope="module")
 def biased(tmp_path_factory, digits_source, default_config):
-    from unlearnbench import evaluate, training
+    from unlearnbench.evaluation import evaluate
+    from unlearnbench.steps import training
 
     cfg = copy.deepcopy(_defaults(default_config["datasets"]["digits_c"]))
     cfg["colour"]["bias_strength"] = BIAS_STRENGTH
@@ -54,9 +55,9 @@ def test_replacement_oracle_lies_between_the_baseline_and_the_reported_oracle(bi
 
 
 def test_methods_read_the_retain_data_the_baseline_saw(biased):
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.datasets.experiment import ExperimentData
     from unlearnbench.scenarios import ForgetRequest
-    from unlearnbench.unlearning import method_inputs
+    from unlearnbench.steps.unlearning import method_inputs
     from unlearnbench.methods import build_method
     import torch
 

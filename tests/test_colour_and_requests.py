@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency
 
-from unlearnbench import colour
-from unlearnbench.experiment import ExperimentData, build_experiment, stratified_split
+from unlearnbench.datasets import colour
+from unlearnbench.datasets.experiment import ExperimentData, build_experiment, stratified_split
 from unlearnbench.scenarios import ForgetRequest, make_request
 
 

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench import engine
-from unlearnbench.models import ARCHITECTURES, build_model
+from unlearnbench.nn import engine
+from unlearnbench.nn.models import ARCHITECTURES, build_model
 
 
 @pytest.fixture(scope="module")
 def digits(digits_source):
-    from unlearnbench.experiment import build_experiment
+    from unlearnbench.datasets.experiment import build_experiment
     from unlearnbench.datasets import load_prepared
 
     arrays, manifest = build_experiment(load_prepared(digits_source), split={"val_fraction": 0.1, "test_fraction": 0.25},

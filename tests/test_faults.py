@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from unlearnbench.errors import ConfigError, InputFileError
+from unlearnbench.core.errors import ConfigError, InputFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -226,7 +226,7 @@ def test_sigkill_of_snakemake_leaves_no_job_running_and_the_same_command_finishe
     try:
         wait_for(lambda: baseline_past_rewind(workdir), 240, "the baseline to pass its rewind epoch", run)
         jobs = [p for p in processes_of(workdir) if p[0] != run.pid]
-        assert any("unlearnbench.jobserver" in cmd for _, cmd in jobs), jobs
+        assert any("unlearnbench.runtime.jobserver" in cmd for _, cmd in jobs), jobs
         os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=30)
         t0 = time.monotonic()
@@ -257,7 +257,7 @@ def test_no_job_outlives_a_killed_snakemake(tmp_path, job_server):
     try:
         wait_for(lambda: training_started(workdir), 240, "training to start", run)
         jobs = [cmd for pid, cmd in processes_of(workdir) if pid != run.pid]
-        assert any("unlearnbench.jobserver" in cmd for cmd in jobs) == job_server, jobs
+        assert any("unlearnbench.runtime.jobserver" in cmd for cmd in jobs) == job_server, jobs
         os.kill(run.pid, signal.SIGKILL)
         run.wait(timeout=30)
         t0 = time.monotonic()
@@ -386,13 +386,13 @@ def test_every_bad_config_stops_before_any_job_naming_its_key(config_workdirs, t
 
 def test_the_validation_command_names_file_and_line_of_a_yaml_error(tmp_path):
     """Snakemake reads a --configfile before the workflow's code runs, and its message names neither file nor line;
-    `python -m unlearnbench.validation FILE` (README) does, with every other config-time check."""
+    `python -m unlearnbench.config.validation FILE` (README) does, with every other config-time check."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(TINY_TEXT.replace("seeds: 1", "seeds: [1, 2"))
     good = tmp_path / "good.yaml"
     good.write_text(TINY_TEXT)
-    out = subprocess.run([sys.executable, "-m", "unlearnbench.validation", str(bad), str(good)], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    out = subprocess.run([sys.executable, "-m", "unlearnbench.config.validation", str(bad), str(good)],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert out.returncode == 1
     line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "seeds" in text)
     assert f"{bad}, line {line + 1}, column" in out.stderr or f"{bad}, line {line}, column" in out.stderr, out.stderr
@@ -406,7 +406,7 @@ def test_schema_defaults_are_filled_exactly_as_snakemake_fills_them():
 
     from snakemake.utils import validate as snakemake_validate
 
-    from unlearnbench import validation
+    from unlearnbench.config import validation
 
     schema = ROOT / "config" / "schema.yaml"
     paths = [ROOT / "config.yaml", *sorted(p for p in (ROOT / "config").glob("*.yaml") if p.name != "schema.yaml")]
@@ -420,7 +420,7 @@ def test_schema_defaults_are_filled_exactly_as_snakemake_fills_them():
 
 
 def test_a_schema_error_is_one_paragraph_naming_the_key_and_what_is_allowed():
-    from unlearnbench import validation
+    from unlearnbench.config import validation
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["datasets"]["digits"]["split"]["val_fraction"] = 1.5
@@ -434,11 +434,11 @@ def test_a_schema_error_is_one_paragraph_naming_the_key_and_what_is_allowed():
 def test_planned_sizes_equal_the_built_experiment_and_the_size_checks_match_the_jobs(digits_source):
     """The config-time sizes (registry class counts + the split rule) equal what prepare_experiment builds, and the
     smallest train_size the config check accepts is exactly the one the request job and the metrics accept."""
-    from unlearnbench.config import check_dataset
+    from unlearnbench.config.plan import check_dataset
     from unlearnbench.datasets import DATASETS, load_prepared
-    from unlearnbench.errors import SizeError
-    from unlearnbench.experiment import ExperimentData, build_experiment, planned_sizes
-    from unlearnbench.metrics import mia_loss_cv
+    from unlearnbench.core.errors import SizeError
+    from unlearnbench.datasets.experiment import ExperimentData, build_experiment, planned_sizes
+    from unlearnbench.evaluation.metrics import mia_loss_cv
     from unlearnbench.scenarios import make_request
 
     raw = load_prepared(digits_source)
@@ -512,7 +512,7 @@ class _Crash(BaseException):
 
 
 def _crash_after(monkeypatch, epoch: int) -> None:
-    from unlearnbench import checkpoint
+    from unlearnbench.nn import checkpoint
 
     save = checkpoint.save_epoch
 
@@ -532,7 +532,7 @@ def _training(setup, **changes) -> dict:
 
 
 def _baseline(setup, path: Path, training: dict, log: Path) -> dict:
-    from unlearnbench import training as jobs
+    from unlearnbench.steps import training as jobs
 
     return jobs.train_baseline(experiment=str(setup.data), model=str(path), training=training, seed=0, device="cpu",
                                threads=1, log=str(log))
@@ -549,7 +549,7 @@ def test_a_code_running_epoch_checkpoint_is_refused_by_the_training_job_and_runs
     file, executes nothing and writes no model."""
     import torch
 
-    from unlearnbench.checkpoint import CheckpointError
+    from unlearnbench.nn.checkpoint import CheckpointError
 
     marker = tmp_path / "executed"
     model = tmp_path / "model.pt"
@@ -591,7 +591,7 @@ def test_a_baseline_killed_after_its_rewind_epoch_resumes_and_writes_the_same_re
     Killed at epoch 4 of 8 (Snakemake then deletes the incomplete job's outputs, rewind.pt among them), the rerun
     resumes from the epoch checkpoint, which carries the rewind state, and writes the same model and the same rewind
     state as an uninterrupted run (before: every rerun failed with 'the epoch-1 state was not saved')."""
-    from unlearnbench import training as jobs
+    from unlearnbench.steps import training as jobs
 
     def baseline(tag):
         return jobs.train_baseline(experiment=str(random_setup.data), model=str(tmp_path / f"{tag}.pt"),
@@ -627,7 +627,7 @@ def torch_equal(a, b) -> bool:
 def test_a_code_change_between_a_crash_and_the_rerun_trains_from_scratch(random_setup, tmp_path, monkeypatch):
     """The epoch checkpoint is bound to the training code's hash as well as the recipe: after a change to the
     training code, the rerun discards it (naming it) instead of resuming the old code's state."""
-    from unlearnbench import training as jobs
+    from unlearnbench.steps import training as jobs
 
     model, log = tmp_path / "model.pt", tmp_path / "job.log"
     with monkeypatch.context() as m:
@@ -644,7 +644,7 @@ def test_a_resumed_oracle_reports_its_whole_training_time(random_setup, tmp_path
     """A retrain oracle crashed after epoch 9 of 12 and resumed: run.json's ut_seconds counts both segments (the
     seconds recorded up to epoch 9 plus at most the resumed job's wall time; before, only the last 3 epochs), and
     the weights are identical to an uninterrupted run's."""
-    from unlearnbench import training as jobs
+    from unlearnbench.steps import training as jobs
 
     def oracle(tag):
         return jobs.train_oracle(experiment=str(random_setup.data), request=str(random_setup.request),
@@ -676,7 +676,7 @@ def test_a_resumed_oracle_reports_its_whole_training_time(random_setup, tmp_path
 def test_a_diverging_training_fails_the_job_and_saves_no_model(random_setup, tmp_path):
     """lr 1e30: the loss becomes NaN/inf; the baseline job fails with a clear error instead of saving a NaN model
     as a success (before, every downstream job then blamed the method)."""
-    from unlearnbench.engine import DivergedError
+    from unlearnbench.nn.engine import DivergedError
 
     training = _training(random_setup)
     training["train"]["lr"] = 1e30
@@ -694,9 +694,12 @@ def test_every_damaged_data_file_is_named_with_the_fix(random_setup, tmp_path):
     names the file and says to delete it and rerun (before: 'File is not a zip file', path nowhere)."""
     import torch
 
-    from unlearnbench import report, scenarios, tables, training
-    from unlearnbench.checkpoint import CheckpointError
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.artifacts import report
+    from unlearnbench import scenarios
+    from unlearnbench.artifacts.uib import tables
+    from unlearnbench.steps import training
+    from unlearnbench.nn.checkpoint import CheckpointError
+    from unlearnbench.datasets.experiment import ExperimentData
 
     s = random_setup
     not_zip = tmp_path / "experiment.npz"
@@ -767,7 +770,7 @@ def test_the_job_server_stops_its_running_jobs_when_snakemake_is_killed(tmp_path
     info = tmp_path / "server.json"
     parent = subprocess.Popen(
         [sys.executable, "-c", "import json, sys, time; from unlearnbench import jobserver; "
-         "s = jobserver.start(preload=('unlearnbench.workflow',)); "
+         "s = jobserver.start(preload=('unlearnbench.runtime.workflow',)); "
          f"open({str(info)!r}, 'w').write(json.dumps([s.pid, s.address])); time.sleep(600)"], env=env)
     client = None
     try:
@@ -803,7 +806,7 @@ def _holder(path: Path, seconds: float) -> subprocess.Popen:
 
 @pytest.mark.parametrize("left", ["nothing", "stopping jobs", "a live run", "a cluster run"])
 def test_a_stale_snakemake_lock_is_removed_only_when_no_process_of_its_run_is_left(tmp_path, left):
-    from unlearnbench import runlock
+    from unlearnbench.runtime import runlock
 
     locks = tmp_path / ".snakemake" / "locks"
     locks.mkdir(parents=True)

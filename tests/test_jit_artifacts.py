@@ -14,9 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from unlearnbench import jit_report, metrics
-from unlearnbench.errors import ConfigError
-from unlearnbench.experiment import ExperimentData, build_experiment
+from unlearnbench.artifacts.jit import report as jit_report
+from unlearnbench.evaluation import metrics
+from unlearnbench.config.plan import parse
+from unlearnbench.core.errors import ConfigError
+from unlearnbench.datasets.experiment import ExperimentData, build_experiment
 from unlearnbench.scenarios import make_request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,8 +99,6 @@ def test_zero_shot_is_derived_from_declared_reads(monkeypatch):
 
 
 def test_zero_shot_map_covers_every_run_and_the_table_prints_it(tmp_path):
-    from unlearnbench.config import parse
-
     config = _validated(ROOT / "config" / "jit_digits.yaml")
     zs = jit_report.zero_shot_map(parse(config))
     assert zs["standard/jit"] and zs["standard/gradient_ascent"]
@@ -248,7 +248,7 @@ def test_declared_superclasses_train_on_superclasses_and_keep_fine_labels():
 
 
 def test_superclass_map_errors_name_the_key():
-    from unlearnbench.config import check_superclasses
+    from unlearnbench.config.plan import check_superclasses
 
     ds = {"source": "digits", "labels": "coarse"}
     with pytest.raises(ConfigError, match=r"datasets\.dg\.labels: .*superclasses"):
@@ -267,7 +267,7 @@ def test_sub_class_of_a_one_class_superclass_is_a_config_error():
     scenario = next(s for s in config["datasets"][name]["scenarios"]
                     if config["scenarios"][s].get("type", s) == "sub_class")
     config["scenarios"][scenario]["fine_class"] = 8  # Bag: the only fine class of superclass "bags"
-    from unlearnbench.config import check_config
+    from unlearnbench.config.plan import check_config
 
     with pytest.raises(ConfigError, match=rf"scenarios\.{scenario}\.fine_class: 8 is the only fine class"):
         check_config(config)
@@ -278,7 +278,7 @@ def test_sub_class_of_a_one_class_superclass_is_a_config_error():
 def _validated(path: Path) -> dict:
     from snakemake.utils import validate
 
-    from unlearnbench.config import check_config
+    from unlearnbench.config.plan import check_config
 
     config = yaml.safe_load(path.read_text())
     validate(config, str(ROOT / "config" / "schema.yaml"))
@@ -291,7 +291,7 @@ def _validated(path: Path) -> dict:
 def test_jit_configs_validate_and_plan_every_artifact(name, breakdown):
     """Fashion-MNIST runs one forget class at CPU scale (a job costs ~30 s there): no per-class breakdown."""
     config = _validated(ROOT / "config" / name)
-    plan = jit_report.jit_plan(config)
+    plan = parse(config).jit
     assert plan is not None and plan["entropy"] and plan["runtime"] and plan["toy"]
     types = set(plan["types"].values())
     assert {"full_class", "sub_class", "worst_case"} <= types and types & {"random", "random_n"}
@@ -300,7 +300,7 @@ def test_jit_configs_validate_and_plan_every_artifact(name, breakdown):
 
 def test_artifacts_jit_errors_name_the_key():
     config = _validated(ROOT / "config" / "jit_digits.yaml")
-    from unlearnbench.config import check_config
+    from unlearnbench.config.plan import check_config
 
     bad = copy.deepcopy(config)
     bad["artifacts"]["jit"] = {"scenarios": ["nope"]}
@@ -311,9 +311,9 @@ def test_artifacts_jit_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"artifacts\.jit\.scenarios: 'bias' is a bias scenario"):
         check_config(default)
     default["artifacts"] = {"jit": None}  # `jit:` with no value: every default (the random scenario here)
-    assert jit_report.jit_plan(default)["scenarios"] == ["random"]
+    assert parse(default).jit["scenarios"] == ["random"]
     del default["artifacts"]
-    assert jit_report.jit_plan(default) is None
+    assert parse(default).jit is None
 
 
 # ---------------------------------------------------------------------------------------------- figures
@@ -330,7 +330,7 @@ def test_entropy_test_is_one_wilcoxon_over_per_seed_medians():
 
 
 def test_toy_figure_runs_in_seconds_and_shows_the_papers_contrast(tmp_path):
-    from unlearnbench import jit_toy
+    from unlearnbench.artifacts.jit import toy as jit_toy
 
     t0 = time.process_time()
     res = jit_toy.toy_figure(pdf=str(tmp_path / "t.pdf"), png=str(tmp_path / "t.png"))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench import evaluate
-from unlearnbench.config import parse
-from unlearnbench.errors import ConfigError
+from unlearnbench.evaluation import evaluate
+from unlearnbench.config.plan import parse
+from unlearnbench.core.errors import ConfigError
 from unlearnbench.methods import (DATA_KINDS, REGISTRY, UndeclaredReadError, UnlearnContext, UnlearnData, build_method,
                                   zero_shot)
 
@@ -23,7 +23,7 @@ ZERO_SHOT = {"jit", "boundary_shrink", "gkt", "emmn"}  # JiT's tables mark exact
 
 def _tiny_linear():
     """A Classifier whose features are the flattened normalised pixels and whose head is Linear(4, 3)."""
-    from unlearnbench.models import Classifier, Normalize
+    from unlearnbench.nn.models import Classifier, Normalize
 
     torch.manual_seed(0)
     return Classifier(Normalize([0.5], [0.25]), torch.nn.Flatten(), torch.nn.Linear(4, 3))
@@ -82,7 +82,7 @@ def test_jit_default_loss_and_updates_are_the_official_form_by_hand():
 
 
 def test_jit_forms_resolve_and_explicit_knobs_win():
-    from unlearnbench.config import RunSpec
+    from unlearnbench.config.plan import RunSpec
 
     ref = build_method("jit").knobs
     assert (ref.reduction, ref.perturbed_grad, ref.clamp, ref.mode, ref.zero_grad) == \
@@ -122,7 +122,7 @@ def test_jit_equation_form_takes_gradient_through_both_passes():
 # ------------------------------------------------------------------------------------- shared pieces, by hand
 
 def test_adam_is_torch_adam_bit_for_bit():
-    from unlearnbench.optim import Adam
+    from unlearnbench.nn.optim import Adam
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
@@ -190,8 +190,8 @@ def test_bad_teacher_kl_reduction():
 
 
 def test_fresh_model_is_the_same_architecture_newly_initialised(full_class_setup):
-    from unlearnbench.experiment import ExperimentData
-    from unlearnbench.training import load_model, new_model
+    from unlearnbench.datasets.experiment import ExperimentData
+    from unlearnbench.steps.training import load_model, new_model
 
     data = ExperimentData.load(full_class_setup.data)
     trained, meta = load_model(str(full_class_setup.baseline), data, torch.device("cpu"))
@@ -230,10 +230,10 @@ SMALL = {"jit": {"n_perturbations": 3}, "boundary_shrink": {"epochs": 1},
 
 @pytest.mark.parametrize("name", sorted(ZERO_SHOT))
 def test_zero_shot_method_runs_with_retain_access_raising(name, full_class_setup):
-    from unlearnbench import engine
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.nn import engine
+    from unlearnbench.datasets.experiment import ExperimentData
     from unlearnbench.scenarios import ForgetRequest
-    from unlearnbench.training import load_model
+    from unlearnbench.steps.training import load_model
 
     assert zero_shot(REGISTRY[name])
     data = ExperimentData.load(full_class_setup.data)

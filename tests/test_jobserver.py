@@ -1,4 +1,4 @@
-"""The local job server (unlearnbench.jobserver): jobs fork from it and behave as if run in the client."""
+"""The local job server (unlearnbench.runtime.jobserver): jobs fork from it and behave as if run in the client."""
 from __future__ import annotations
 
 import json
@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unlearnbench import jobserver
-from unlearnbench.workflow import run_job
+from unlearnbench.runtime import jobserver
+from unlearnbench.runtime.workflow import run_job
 
 from conftest import job_spec
 
 pytestmark = pytest.mark.timeout(120)
 TARGETS = "jobserver_targets"
-LIGHT = ("unlearnbench.workflow",)  # protocol tests need no torch in the server
+LIGHT = ("unlearnbench.runtime.workflow",)  # protocol tests need no torch in the server
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_an_unlearning_job_gives_identical_outputs_in_the_server_and_in_process(
     s = random_setup
 
     def run(tag):
-        run_job("unlearnbench.unlearning:run_unlearning", dict(
+        run_job("unlearnbench.steps.unlearning:run_unlearning", dict(
             experiment=str(s.data), request=str(s.request), start=str(s.baseline), model=str(tmp_path / f"{tag}.pt"),
             run=str(tmp_path / f"{tag}.json"), outputs=str(tmp_path / f"{tag}.npz"),
             spec=job_spec("finetune", {"epochs": 2, "lr": 0.02}, tag), identity={"dataset": "d", "scenario": "s",

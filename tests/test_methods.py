@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from conftest import INFLUENCE_ACTING
-from unlearnbench import evaluate
+from unlearnbench.evaluation import evaluate
 from unlearnbench.methods import (REGISTRY, ConfigError, UndeclaredReadError, UnlearnContext, UnlearnData,
                                   build_method, make_knobs)
 from unlearnbench.methods.influence import hessian_vector_product, lissa_inverse_hvp
@@ -65,11 +65,11 @@ def test_each_core_method_is_registered():
 @pytest.mark.parametrize("name", CORE_METHODS)
 def test_method_reads_only_declared_data(name, random_setup):
     """The runner hands a method only what it declared, and reading anything else raises (not just None)."""
-    from unlearnbench import engine
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.nn import engine
+    from unlearnbench.datasets.experiment import ExperimentData
     from unlearnbench.scenarios import ForgetRequest
-    from unlearnbench.training import load_model
-    from unlearnbench.unlearning import method_inputs
+    from unlearnbench.steps.training import load_model
+    from unlearnbench.steps.unlearning import method_inputs
 
     data = ExperimentData.load(random_setup.data)
     request = ForgetRequest.load(random_setup.request)

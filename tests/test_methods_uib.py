@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench import engine, pruning, training, unlearning
-from unlearnbench.evaluate import compute_metrics
-from unlearnbench.experiment import ExperimentData
+from unlearnbench.nn import engine, pruning
+from unlearnbench.steps import training, unlearning
+from unlearnbench.evaluation.evaluate import compute_metrics
+from unlearnbench.datasets.experiment import ExperimentData
 from unlearnbench.methods import REGISTRY, WRAPPERS, ConfigError, UnlearnContext, build_method, make_setting_knobs, uib
-from unlearnbench.pruning import global_magnitude_masks
+from unlearnbench.nn.pruning import global_magnitude_masks
 from unlearnbench.scenarios import ForgetRequest
 
 TEST_F1_FLOOR = 0.80   # baseline on this setup is ~0.95; an unlearning method may cost at most ~15 points here
@@ -321,7 +322,7 @@ def _config(**run):
 
 
 def test_config_accepts_settings_and_validates_knobs():
-    from unlearnbench.config import check_config, parse
+    from unlearnbench.config.plan import check_config, parse
 
     check_config(_config(method="finetune", setting="sparsity", setting_knobs={"sparsity": 0.95}))
     check_config(_config(method="scrub", setting="uib", setting_knobs={"beta": 0.1, "tau": 1, "sampling": "categorical"}))

@@ -1,4 +1,4 @@
-"""Tests for unlearnbench.metrics: hand-computed values and attack sanity checks."""
+"""Tests for unlearnbench.evaluation.metrics: hand-computed values and attack sanity checks."""
 
 import math
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from unlearnbench import metrics as M
+from unlearnbench.evaluation import metrics as M
 
 # every warning raised inside these tests is an error
 pytestmark = pytest.mark.filterwarnings("error")
@@ -265,7 +265,7 @@ def test_margin_distance_to_oracles():
 def test_module_import_is_light():
     code = (
         "import sys, time; import numpy; t = time.perf_counter(); "
-        "import unlearnbench.metrics, unlearnbench.stats; "
+        "import unlearnbench.evaluation.metrics, unlearnbench.evaluation.stats; "
         "print(time.perf_counter() - t); "
         "print(any(m in sys.modules for m in ('torch', 'sklearn', 'pandas')))"
     )

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench.models import ARCHITECTURES, Classifier, build_model
+from unlearnbench.nn.models import ARCHITECTURES, Classifier, build_model
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -168,7 +168,7 @@ def test_vit_small_needs_the_image_size():
 
 
 def test_training_builds_models_with_image_size_and_head():
-    from unlearnbench.training import new_model
+    from unlearnbench.steps.training import new_model
 
     data = types.SimpleNamespace(manifest={"channels": 1, "n_classes": 10, "mean": [0.3], "std": [0.2],
                                            "image_size": [28, 28]})

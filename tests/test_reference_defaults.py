@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearnbench import engine
+from unlearnbench.nn import engine
 from unlearnbench.methods import REGISTRY, UnlearnContext, UnlearnData, build_method
 from unlearnbench.methods import fisher_new
 
@@ -302,11 +302,11 @@ def test_gradient_ascent_train_mode_and_weight_decay_by_default():
 # ---------------------------------------------------------------------------------------------- OMP rewind
 
 def test_rewind_epoch_scales_unlearn_sparse_8_of_182():
-    from unlearnbench.training import rewind_epoch
+    from unlearnbench.steps.training import rewind_epoch
 
     assert rewind_epoch(182) == 8 and rewind_epoch(20) == 1 and rewind_epoch(8) == 1 and rewind_epoch(400) == 18
     assert rewind_epoch(20, 3) == 3
-    from unlearnbench.errors import ConfigError
+    from unlearnbench.core.errors import ConfigError
     with pytest.raises(ConfigError, match="sparse_baseline.rewind_epoch"):
         rewind_epoch(1)
 
@@ -314,8 +314,9 @@ def test_rewind_epoch_scales_unlearn_sparse_8_of_182():
 def test_sparse_baseline_rewinds_to_the_epoch_k_state(random_setup, monkeypatch, tmp_path):
     """With rewind, retraining starts from the baseline's epoch-k weights and buffers with the final weights' mask
     applied, at epoch k of the schedule; without, from the pruned trained weights at epoch 0."""
-    from unlearnbench import pruning, training
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.nn import pruning
+    from unlearnbench.steps import training
+    from unlearnbench.datasets.experiment import ExperimentData
 
     recipe = {"model": random_setup.training["model"],
               "train": {**random_setup.training["train"], "epochs": 4}}

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from unlearnbench import metrics, plots, report, stats, tables
-from unlearnbench.io import write_bundle
-from unlearnbench.seeds import derive
+from unlearnbench.evaluation import metrics, stats
+from unlearnbench.artifacts.uib import plots, tables
+from unlearnbench.artifacts import report
+from unlearnbench.core.io import write_bundle
+from unlearnbench.core.seeds import derive
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -156,7 +158,7 @@ def _plan(path):
     import yaml
     from snakemake.utils import validate
 
-    from unlearnbench.config import parse
+    from unlearnbench.config.plan import parse
 
     config = yaml.safe_load(path.read_text())
     validate(config, str(ROOT / "config" / "schema.yaml"))
@@ -164,7 +166,7 @@ def _plan(path):
 
 
 def test_bias_strength_figure_groups_datasets_that_differ_only_in_s():
-    from unlearnbench.config import bias_strength_groups, is_bias_strength_sweep
+    from unlearnbench.config.plan import bias_strength_groups, is_bias_strength_sweep
 
     config, plan = _plan(ROOT / "config" / "uib_bias_strength.yaml")
     groups = bias_strength_groups(config, plan)
@@ -183,7 +185,7 @@ def test_bias_strength_figure_groups_datasets_that_differ_only_in_s():
 def _plan_from(config):
     from snakemake.utils import validate
 
-    from unlearnbench.config import parse
+    from unlearnbench.config.plan import parse
 
     validate(config, str(ROOT / "config" / "schema.yaml"))
     return config, parse(config)

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from scipy.stats import chi2_contingency
 
-from unlearnbench import colour
-from unlearnbench.experiment import ExperimentData, build_experiment
+from unlearnbench.datasets import colour
+from unlearnbench.datasets.experiment import ExperimentData, build_experiment
 from unlearnbench.scenarios import ForgetRequest, make_request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,8 +182,8 @@ def test_class_request_round_trips_with_its_evaluation_sets(tmp_path):
 
 def test_model_outputs_and_metrics_cover_the_class_evaluation_sets():
     import torch
-    from unlearnbench.evaluate import compute_metrics, model_outputs
-    from unlearnbench.models import build_model
+    from unlearnbench.evaluation.evaluate import compute_metrics, model_outputs
+    from unlearnbench.nn.models import build_model
 
     data = _data(_raw_rgb())
     m = data.manifest
@@ -288,7 +288,7 @@ def test_border_pattern_survives_the_training_augmentation_and_the_corner_patch_
     patch is cut off whenever the crop shifts it out, so the pattern is gone from part of the images."""
     import torch
 
-    from unlearnbench import engine
+    from unlearnbench.nn import engine
 
     raw = _raw_rgb(n_train_per_class=40, size=32)
     generator = torch.Generator().manual_seed(0)
@@ -308,7 +308,7 @@ def test_border_pattern_survives_the_training_augmentation_and_the_corner_patch_
 
 def _validated(path: Path, overrides: dict | None = None) -> dict:
     from snakemake.utils import validate
-    from unlearnbench.config import check_config
+    from unlearnbench.config.plan import check_config
 
     config = yaml.safe_load(path.read_text())
     config.update(overrides or {})
@@ -351,7 +351,7 @@ def test_sub_class_on_fine_labels_is_a_config_error():
 
 def _validated_dict(config: dict) -> None:
     from snakemake.utils import validate
-    from unlearnbench.config import check_config
+    from unlearnbench.config.plan import check_config
 
     validate(config, str(ROOT / "config" / "schema.yaml"))
     check_config(config)

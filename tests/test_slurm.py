@@ -181,9 +181,9 @@ def copy_workflow(dest: Path) -> Path:
     for name in ("rules", "workflow_scripts", "config", "envs", "report", "slurm"):
         shutil.copytree(ROOT / name, dest / name)
     shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    with open(dest / "src/unlearnbench/unlearning.py", "a") as f:
+    with open(dest / "src/unlearnbench/steps/unlearning.py", "a") as f:
         f.write(FAULT_HOOK)
-    with open(dest / "src/unlearnbench/training.py", "a") as f:
+    with open(dest / "src/unlearnbench/steps/training.py", "a") as f:
         f.write(SLOW_HOOK)
     return dest
 

@@ -1,4 +1,4 @@
-"""Tests for unlearnbench.stats: agreement with scipy, hand examples, degenerate cases."""
+"""Tests for unlearnbench.evaluation.stats: agreement with scipy, hand examples, degenerate cases."""
 
 import math
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 
-from unlearnbench import stats as S
+from unlearnbench.evaluation import stats as S
 
 # every warning raised inside these tests is an error (degenerate cases must be quiet)
 pytestmark = pytest.mark.filterwarnings("error")

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from unlearnbench import search, sweeps
-from unlearnbench.config import parse
-from unlearnbench.errors import ConfigError
+from unlearnbench.tuning import search
+from unlearnbench.config import sweeps
+from unlearnbench.config.plan import parse
+from unlearnbench.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 # a UIB-shaped config with every kind of run (settings, JiT, GA) on the bias and random scenarios
@@ -174,7 +175,7 @@ def test_a_tuned_run_on_a_scenario_without_a_tuning_request_is_a_config_error():
 
 def _identity_rows(plan, tuned: dict | None = None) -> pd.DataFrame:
     """runs.csv rows as aggregation writes them, from the plan's jobs (one seed, a few metrics)."""
-    from unlearnbench.report import knob_columns
+    from unlearnbench.artifacts.report import knob_columns
 
     rows = []
     for dataset, scenario in plan.experiments:
@@ -195,8 +196,8 @@ def _identity_rows(plan, tuned: dict | None = None) -> pd.DataFrame:
 
 
 def test_per_scenario_overrides_reach_the_job_and_the_table_notes(tmp_path):
-    from unlearnbench.knobnotes import knob_notes
-    from unlearnbench.tables import METHOD_NAMES, SETTING_NAMES, uib_table
+    from unlearnbench.artifacts.knobnotes import knob_notes
+    from unlearnbench.artifacts.uib.tables import METHOD_NAMES, SETTING_NAMES, uib_table
 
     config = _validated(DEFAULT)
     config["methods"]["jit"]["by_scenario"] = {"random": {"sigma": 0.01}}
@@ -226,7 +227,7 @@ def test_per_scenario_overrides_reach_the_job_and_the_table_notes(tmp_path):
 
 
 def test_a_tuned_row_that_acted_at_no_setting_is_marked(tmp_path):
-    from unlearnbench.knobnotes import knob_notes
+    from unlearnbench.artifacts.knobnotes import knob_notes
 
     config = _validated(DEFAULT)
     config["methods"]["influence"]["tune"] = {"space": {"scale": [100.0, 1000.0]}}
@@ -242,7 +243,7 @@ def test_a_tuned_row_that_acted_at_no_setting_is_marked(tmp_path):
 # ---------------------------------------------------------------------------------------------- tuning requests
 
 def test_tuning_requests_are_distinct_from_the_evaluated_ones(random_setup, bias_setup):
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.datasets.experiment import ExperimentData
     from unlearnbench.scenarios import ForgetRequest, make_tuning_request
 
     for setup, options in ((random_setup, {"type": "random", "fraction": 0.1}),
@@ -268,7 +269,7 @@ def test_tuning_requests_are_distinct_from_the_evaluated_ones(random_setup, bias
 # ---------------------------------------------------------------------------------------------- the test-split guard
 
 def test_an_experiment_loaded_without_its_test_split_refuses_every_way_in(random_setup):
-    from unlearnbench.experiment import ExperimentData, TestSplitAccessError
+    from unlearnbench.datasets.experiment import ExperimentData, TestSplitAccessError
 
     data = ExperimentData.load(random_setup.data, test=False)
     assert not any(k.endswith("_test") for k in data.arrays)  # never read from the file
@@ -281,8 +282,8 @@ def test_an_experiment_loaded_without_its_test_split_refuses_every_way_in(random
 
 def test_every_tune_stage_job_loads_the_experiment_without_its_test_split(random_setup, tmp_path, monkeypatch):
     """tuning_request and tuning_oracle (and tune, below) open the experiment only through the guarded view."""
-    from unlearnbench import training
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.steps import training
+    from unlearnbench.datasets.experiment import ExperimentData
     from unlearnbench.scenarios import prepare_tuning_request
 
     calls = []
@@ -308,7 +309,7 @@ def test_every_tune_stage_job_loads_the_experiment_without_its_test_split(random
 def tuning_setup(random_setup, tmp_path_factory):
     """The random scenario's tuning request and its retrain oracle (seed 0), as rules tuning_request/tuning_oracle
     write them."""
-    from unlearnbench import training
+    from unlearnbench.steps import training
     from unlearnbench.scenarios import prepare_tuning_request
 
     root = tmp_path_factory.mktemp("tuning")
@@ -324,7 +325,7 @@ def tuning_setup(random_setup, tmp_path_factory):
 
 
 def _tune(random_setup, tuning_setup, tmp_path, run_spec: dict, tuning: dict, tag: str):
-    from unlearnbench import tuning as tuning_mod
+    from unlearnbench.tuning import tuning as tuning_mod
 
     root, request, oracle = tuning_setup
     out = tmp_path / tag
@@ -348,7 +349,7 @@ def _ga_config(points) -> dict:
 
 def test_the_tune_stage_picks_the_objectives_best_point_and_the_evaluation_job_reads_it(random_setup, tuning_setup,
                                                                                         tmp_path):
-    from unlearnbench import unlearning
+    from unlearnbench.steps import unlearning
 
     grid = [1e-9, 0.003, 0.05]
     plan = parse(_ga_config(grid))
@@ -405,7 +406,7 @@ def test_the_tune_stage_picks_the_objectives_best_point_and_the_evaluation_job_r
 
 def test_the_tune_stage_never_reads_the_test_split(random_setup, tuning_setup, tmp_path, monkeypatch):
     """The guard is live in the tune stage: code there that reaches for test data fails, whatever the route."""
-    from unlearnbench.experiment import TestSplitAccessError
+    from unlearnbench.datasets.experiment import TestSplitAccessError
     from unlearnbench.scenarios import ForgetRequest
 
     plan = parse(_ga_config([0.003]))
@@ -460,7 +461,7 @@ def test_tpe_is_seeded_and_resumes_from_its_journal(tmp_path):
 
 
 def test_failed_trials_count_and_are_never_chosen(tmp_path):
-    from unlearnbench.tuning import select
+    from unlearnbench.tuning.tuning import select
 
     grid = {"search": "grid", "points": [{"lr": 0.1}, {"lr": 1.0}, {"lr": 10.0}], "objective": {"forget_acc": 1.0}}
     trials = search.run_search(grid, lambda p: {"value": None, "error": "diverged"} if p["lr"] > 5 else

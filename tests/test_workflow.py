@@ -59,7 +59,7 @@ def n_oracles(config: dict) -> int:
     """Reference oracles per seed: one per (dataset, scenario, reference the scenario type declares)."""
     from snakemake.utils import validate
 
-    from unlearnbench.config import parse
+    from unlearnbench.config.plan import parse
 
     filled = yaml.safe_load(yaml.safe_dump(config))
     validate(filled, str(ROOT / "config" / "schema.yaml"))
@@ -122,7 +122,7 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
         scenario, setting = cells[0] or scenario, cells[1] or setting
         rows.add((scenario, setting, cells[2]))
         assert "--" not in cells[3:7] or "undefined" in cells[-1], line
-    from unlearnbench.tables import METHOD_NAMES, SETTING_NAMES
+    from unlearnbench.artifacts.uib.tables import METHOD_NAMES, SETTING_NAMES
 
     configured = {(SETTING_NAMES[spec.get("setting", "standard")], METHOD_NAMES.get(spec["method"], spec["method"]))
                   for spec in config["methods"].values()}
@@ -234,7 +234,7 @@ def test_editing_one_method_module_reruns_only_that_method(completed):
 
 def test_editing_a_comment_or_docstring_reruns_nothing(completed):
     workdir, _, cfg = completed
-    with _edited(workdir, "engine.py", "\n# a comment\n"), \
+    with _edited(workdir, "nn/engine.py", "\n# a comment\n"), \
             _edited(workdir, "methods/jit.py", old='"""JiT', new='"""An edited docstring of JiT'):
         assert planned_jobs(workdir, "--configfile", str(cfg)) == {}
 
@@ -253,7 +253,7 @@ def test_editing_the_engine_reruns_every_job_that_trains_with_it(completed):
     workdir, config, cfg = completed
     n_datasets = len(config["datasets"])
     n_experiments = sum(len(d["scenarios"]) for d in config["datasets"].values())
-    with _edited(workdir, "engine.py", "\n_EDIT = 1\n"):
+    with _edited(workdir, "nn/engine.py", "\n_EDIT = 1\n"):
         planned = planned_jobs(workdir, "--configfile", str(cfg))
     assert planned["baseline"] == SEEDS * n_datasets
     assert planned["retrain_oracle"] == SEEDS * n_oracles(config)
@@ -263,10 +263,10 @@ def test_editing_the_engine_reruns_every_job_that_trains_with_it(completed):
 
 def test_every_rule_calls_its_target_by_keyword():
     """Each rule's named inputs, outputs and params are exactly the keyword parameters of its package target
-    (unlearnbench.jobs.TARGETS), so the one generic workflow script can map them."""
+    (unlearnbench.runtime.jobs.TARGETS), so the one generic workflow script can map them."""
     from snakemake.api import ConfigSettings, ResourceSettings, SnakemakeApi
 
-    from unlearnbench.jobs import TARGETS, call_arguments
+    from unlearnbench.runtime.jobs import TARGETS, call_arguments
 
     with SnakemakeApi() as api:
         workflow = api.workflow(resource_settings=ResourceSettings(cores=1),

@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
-from unlearnbench import evaluate
+from unlearnbench.evaluation import evaluate
 from unlearnbench.datasets import DatasetError
-from unlearnbench.feature_unlearning import BarycenterRepair, dp_gap, gaussian_barycenter_1d, quantile_barycenter_1d
-from unlearnbench.mutual_info import marginal_mi, mixture_groups, mutual_information, mutual_information_np
+from unlearnbench.methods._feature_unlearning import (
+    BarycenterRepair, dp_gap, gaussian_barycenter_1d, quantile_barycenter_1d,
+)
+from unlearnbench.evaluation.mutual_info import marginal_mi, mixture_groups, mutual_information, mutual_information_np
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -61,7 +63,7 @@ def test_marginal_mi_uses_the_authors_batch_construction():
 
 
 def test_our_adam_equals_torch_adam():
-    from unlearnbench.optim import Adam
+    from unlearnbench.nn.optim import Adam
 
     torch.manual_seed(0)
     a = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
@@ -174,7 +176,7 @@ def test_marginal_mi_epoch_is_the_authors_zip_of_loaders():
 
 
 def test_retain_attribute_is_the_colour_of_the_retain_images(bias_setup):
-    from unlearnbench.experiment import ExperimentData
+    from unlearnbench.datasets.experiment import ExperimentData
     from unlearnbench.scenarios import ForgetRequest
 
     data, request = ExperimentData.load(bias_setup.data), ForgetRequest.load(bias_setup.request)
@@ -197,8 +199,8 @@ def test_mi_feature_at_gamma_zero_is_finetune_and_both_bias_methods_run(bias_set
 
 
 def test_bias_methods_are_refused_outside_colour_scenarios(default_config):
-    from unlearnbench.config import parse
-    from unlearnbench.errors import ConfigError
+    from unlearnbench.config.plan import parse
+    from unlearnbench.core.errors import ConfigError
 
     config = {**default_config, "methods": {"repair": {"method": "ot_repair"}}}
     with pytest.raises(ConfigError, match="methods.repair"):
@@ -298,8 +300,8 @@ def test_tabular_stage_runs_end_to_end_on_german_credit(tmp_path):
     import time
 
     from unlearnbench.datasets.tabular import prepare_tabular_source
-    from unlearnbench.xs_plots import frontier_figure, frontier_table
-    from unlearnbench.xs_tabular import run_tabular
+    from unlearnbench.artifacts.xs.plots import frontier_figure, frontier_table
+    from unlearnbench.artifacts.xs.tabular import run_tabular
 
     t0 = time.perf_counter()
     prepare_tabular_source(table=str(tmp_path / "g.csv"), manifest=str(tmp_path / "g.json"), source="german_credit",
@@ -326,7 +328,7 @@ def test_tabular_stage_runs_end_to_end_on_german_credit(tmp_path):
 
 
 def test_frontier_table_selects_on_validation_not_test():
-    from unlearnbench.xs_plots import select_at_budgets
+    from unlearnbench.artifacts.xs.plots import select_at_budgets
 
     rows = []
     for fold in range(3):
@@ -340,7 +342,7 @@ def test_frontier_table_selects_on_validation_not_test():
 
 
 def test_image_jobs_and_their_figures_run_at_tiny_scale(tmp_path, digits_source):
-    from unlearnbench import xs_images, xs_plots
+    from unlearnbench.artifacts.xs import images as xs_images, plots as xs_plots
 
     traj = {"source": "digits", "test_fraction": 0.25, "unlearn_class": 3, "unlearn_fraction": 0.75,
             "hidden": [32, 16], "train_epochs": 5, "batch_size": 64, "lr": 0.001, "settings": [[3.5, 2], [5.0, 1]],

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path
+from ..core.io import atomic_path
 from .errors import DatasetError, describe_problem
 from .registry import ArchiveFile
 

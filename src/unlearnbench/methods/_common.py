@@ -3,11 +3,11 @@ Adam training loop, its error-maximising / -minimising noise, the forget class, 
 registry skips `_` modules)."""
 from __future__ import annotations
 
-from ..lazy import lazy_import
+from ..core.lazy import lazy_import
 from .base import engine, torch
 
 F = lazy_import("torch.nn.functional")
-optim = lazy_import("unlearnbench.optim")
+optim = lazy_import("unlearnbench.nn.optim")
 
 
 def train_adam(model, n: int, batch, *, epochs: int, lr: float, batch_size: int, generator, ctx, what: str,

@@ -21,12 +21,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from ..lazy import lazy_import
+from ..core.lazy import lazy_import
 from ._common import kl_div
 from .base import UnlearningMethod, engine, knob, register, torch
 
 F = lazy_import("torch.nn.functional")
-optim = lazy_import("unlearnbench.optim")
+optim = lazy_import("unlearnbench.nn.optim")
 
 
 def bad_teacher_loss(student_logits, tags, competent_logits, incompetent_logits, temperature: float,

@@ -15,7 +15,7 @@ its own reads (`own_reads`; the wrapper sees inner.reads | own_reads, the inner 
 Knobs, and the model it starts from (`start`, e.g. the sparse baseline, with `start_params(knobs)`), which the
 workflow rules read instead of special-casing a setting.
 
-Torch-free at import (the Snakefile validates every run without importing torch); see unlearnbench.lazy.
+Torch-free at import (the Snakefile validates every run without importing torch); see unlearnbench.core.lazy.
 """
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from ..errors import ConfigError
-from ..knobs import knob, make_knobs as _make_knobs
-from ..lazy import lazy_import
+from ..core.errors import ConfigError
+from ..core.knobs import knob, make_knobs as _make_knobs
+from ..core.lazy import lazy_import
 
 torch = lazy_import("torch")
-engine = lazy_import("unlearnbench.engine")
+engine = lazy_import("unlearnbench.nn.engine")
 
 # retain_attribute: the protected feature Z of every retain image (the colour index in colour scenarios, as the retain
 # images are rendered), for feature-unlearning methods; an int64 tensor, not an (images, labels) pair

@@ -7,7 +7,7 @@ ot_repair   W2-barycenter repair of the retain images (feature_unlearning.Baryce
             repair x_λ = (1 − λ)x + λ·B(x), then fine-tuning on the repaired images (FT's recipe). The model learns
             from data in which no pixel's distribution depends on the colour.
 mi_feature  fine-tuning on the retain data with CE + γ·I(Ŷ; Z) per batch (the authors' soft-prediction estimator,
-            unlearnbench.mutual_info, Z = colour); `given_label`: Σ_y P(y)·I(Ŷ; Z | Y = y) instead, which penalises
+            unlearnbench.evaluation.mutual_info, Z = colour); `given_label`: Σ_y P(y)·I(Ŷ; Z | Y = y) instead, which penalises
             only what the colour tells about the prediction beyond the label (an equalised-odds form; ours).
 Both fine-tune with FT's optimiser and batching (engine.train / engine.make_optimizer), constant learning rate (docs/methods.md, "Xu & Strohmer").
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..lazy import lazy_import
-from ..mutual_info import mutual_information
+from ..core.lazy import lazy_import
+from ..evaluation.mutual_info import mutual_information
 from .base import SGDKnobs, UnlearningMethod, engine, knob, register, torch
 
 F = lazy_import("torch.nn.functional")
@@ -50,7 +50,7 @@ class OTRepair(UnlearningMethod):
                                              "class are mapped to that class's barycenter")
 
     def unlearn(self, model, data, ctx):
-        from ..feature_unlearning import BarycenterRepair
+        from ._feature_unlearning import BarycenterRepair
 
         k = self.knobs
         x, y = data.retain

@@ -33,7 +33,7 @@ import copy
 import math
 from dataclasses import dataclass
 
-from ..lazy import lazy_import
+from ..core.lazy import lazy_import
 from ._common import kl_div, the_forget_class
 from .base import LayerOutputs, UnlearningMethod, engine, knob, register, torch
 

@@ -3,7 +3,7 @@
     L = CE(f(x_r), y_r) + γ · I(Ŷ; Z)
 
 per step over one remain batch x_r (64) and one unlearn batch x_u (16), where I(Ŷ; Z) is the authors' batch
-estimator on soft predictions (unlearnbench.mutual_info) with Z = 0 for the mixture [x_r; x_u] and Z = 1 for x_r
+estimator on soft predictions (unlearnbench.evaluation.mutual_info) with Z = 0 for the mixture [x_r; x_u] and Z = 1 for x_r
 again. The penalty is a weighted JS divergence between the mean softmax of the mixture and of the remain batch, so
 it pushes the model's *average* prediction on D_u towards its average on D_r ("marginal" effect of D_u), without
 gradient ascent and without the forget labels. As the authors' `train_unlearn_model`
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lazy import lazy_import
-from ..mutual_info import marginal_mi, mixture_groups, mutual_information
-from ..optim import Adam
+from ..core.lazy import lazy_import
+from ..evaluation.mutual_info import marginal_mi, mixture_groups, mutual_information
+from ..nn.optim import Adam
 from .base import UnlearningMethod, engine, knob, register, torch
 
 F = lazy_import("torch.nn.functional")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..pruning import fix_masks, model_masks, stored_masks
+from ..nn.pruning import fix_masks, model_masks, stored_masks
 from .base import Wrapper, knob, register
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..lazy import lazy_import
+from ..core.lazy import lazy_import
 from .base import UnlearningMethod, engine, knob, register, torch
 
 F = lazy_import("torch.nn.functional")

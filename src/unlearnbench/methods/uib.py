@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from ..lazy import lazy_import
+from ..core.lazy import lazy_import
 from .base import Wrapper, engine, knob, register, torch
 
 F = lazy_import("torch.nn.functional")

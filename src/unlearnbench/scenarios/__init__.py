@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..knobs import as_dict
-from ..metrics import MIN_EVAL_IMAGES
-from ..registry import discover
+from ..core.knobs import as_dict
+from ..evaluation.metrics import MIN_EVAL_IMAGES
+from ..core.registry import discover
 from .base import REGISTRY, Built, ForgetRequest, Scenario, make_options, register, scenario_type
 
 MODULES = discover(__name__)
@@ -15,7 +15,7 @@ MODULES = discover(__name__)
 def make_request(name: str, data, options: dict, data_seed: int, reference: dict | None = None) -> ForgetRequest:
     """Build the forget request of configured scenario `name` (options: its config entry, `type` included). The same
     request serves every seed (see docs/methods.md). A scenario that `needs_reference` gets `reference`: the
-    reference model's logits on the train and test splits (scenarios/_reference.py computes them)."""
+    reference model's logits on the train and test splits (steps/requests.py computes them)."""
     cls, opts = make_options(name, options, f"scenarios.{name}")
     rng = np.random.default_rng([data_seed, 0xF0, sum(map(ord, name))])
     if cls.needs_reference:
@@ -93,7 +93,7 @@ def prepare_request(*, experiment: str, request: str, definition: str, scenario:
                     data_seed: int) -> None:
     """Rule forget_request: the request of scenario `scenario` on one experiment (indices to `request`, its
     description to `definition`)."""
-    from ..experiment import ExperimentData
+    from ..datasets.experiment import ExperimentData
 
     data = ExperimentData.load(experiment)
     req = make_request(scenario, data, options, data_seed)
@@ -103,8 +103,8 @@ def prepare_request(*, experiment: str, request: str, definition: str, scenario:
     if len(req.forget_idx) < need or len(data.labels("test")) < need:
         raise ValueError(f"scenarios.{scenario}: this request forgets {len(req.forget_idx)} training images and the "
                          f"test split has {len(data.labels('test'))}; the membership-inference attack mia_loss_cv "
-                         f"({need}-fold cross-validation, unlearnbench.metrics) needs at least {need} of each: forget "
-                         f"more (scenarios.{scenario}) or use more data (the dataset's split.train_size / test_size)")
+                         f"({need}-fold cross-validation, unlearnbench.evaluation.metrics) needs at least {need} of "
+                         f"each: forget more (scenarios.{scenario}) or use more data (the dataset's split.train_size / test_size)")
     req.save(request, definition)
 
 
@@ -112,7 +112,7 @@ def prepare_tuning_request(*, experiment: str, evaluated: str, request: str, def
                            options: dict, overrides: dict, data_seed: int) -> None:
     """Rule tuning_request: the tuning request of `scenario` (docs/tuning.md), from the experiment's training split
     (its test split is not loaded) and the evaluated request `evaluated` (only to stay disjoint from it)."""
-    from ..experiment import ExperimentData
+    from ..datasets.experiment import ExperimentData
 
     data = ExperimentData.load(experiment, test=False)
     make_tuning_request(scenario, data, options, overrides, data_seed, ForgetRequest.load(evaluated)).save(

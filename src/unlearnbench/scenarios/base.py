@@ -3,7 +3,7 @@
 A scenario is a class with
   name:     its type, used as `scenarios.<name>.type` in config (default: the config key)
   label:    its heading in tables
-  Options:  a knobs dataclass of its options, validated like method knobs (unlearnbench.knobs)
+  Options:  a knobs dataclass of its options, validated like method knobs (unlearnbench.core.knobs)
   check(options, dataset, dataset_cfg, where): config-time checks against a dataset entry (torch- and data-free)
   plan(options, dataset, dataset_cfg, sizes, where): config-time size of ΔD from the planned split sizes
             (experiment.planned_sizes), ConfigError where `build` would fail
@@ -16,7 +16,7 @@ A scenario is a class with
   needs_reference: the request depends on a trained model (the reference baseline, `reference_seed` option):
             build(data, options, rng, reference) then also gets that model's logits on the train and test splits
             ({"train": (n_train, C), "test": (n_test, C)} numpy arrays) and the checkpoint's identity
-Scenarios register themselves by module (unlearnbench.registry.discover): adding one is one new module.
+Scenarios register themselves by module (unlearnbench.core.registry.discover): adding one is one new module.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..io import read_bundle, write_bundle
+from ..core.errors import ConfigError
+from ..core.io import read_bundle, write_bundle
 
 
 RETRAIN = "retrain"  # the reported oracle: every scenario has it; RIP and the "vs Retrain" tests compare with it
@@ -207,7 +207,7 @@ def scenario_type(config_scenarios: dict, name: str) -> str:
 
 def make_options(name: str, values: dict | None, where: str):
     """(scenario class, validated options) of the configured scenario `name` (`where` = its config path)."""
-    from ..knobs import make_knobs
+    from ..core.knobs import make_knobs
 
     values = dict(values or {})
     kind = values.pop("type", name)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import colour as colour_mod
-from ..errors import ConfigError, SizeError
-from ..experiment import n_taken, stratified_split
-from ..knobs import knob
+from ..datasets import colour as colour_mod
+from ..core.errors import ConfigError, SizeError
+from ..datasets.experiment import n_taken, stratified_split
+from ..core.knobs import knob
 from .base import RETRAIN, Built, Scenario, register
 
 ORACLES = {

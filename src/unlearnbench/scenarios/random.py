@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError, SizeError
-from ..knobs import knob
+from ..core.errors import ConfigError, SizeError
+from ..core.knobs import knob
 from .base import Built, Scenario, register
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import SizeError
-from ..knobs import knob
+from ..core.errors import SizeError
+from ..core.knobs import knob
 from .base import Built, Scenario, register
 from .random import disjoint_draw, uniform_draw
 

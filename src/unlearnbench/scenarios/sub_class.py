@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..knobs import knob
+from ..core.errors import ConfigError
+from ..core.knobs import knob
 from .base import Built, Scenario, register
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..knobs import knob
+from ..core.knobs import knob
 from .base import Built, Scenario, register
 
 
@@ -31,7 +31,7 @@ def worst_case_indices(train_logits: np.ndarray, test_logits: np.ndarray, train_
                        forget_class: int, n: int, seed: int = 0) -> tuple[np.ndarray, dict]:
     """(indices of the top-n training samples of `forget_class` by the attack's membership probability, in rank
     order; a description of the attack and the scores of the chosen samples)."""
-    from .. import metrics
+    from ..evaluation import metrics
 
     candidates = np.flatnonzero(train_labels == forget_class)
     members = np.flatnonzero(train_labels != forget_class)

@@ -1,0 +1,1 @@
+"""UIB's artifacts: its tables (tables) and figures (plots)."""
