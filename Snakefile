@@ -35,7 +35,7 @@ from unlearnbench.runtime import lifetime, runlock
 if workflow.is_main_process:
     runlock.start_run()
 
-RESULTS = config["results"]
+RESULTS = PLAN.results
 SEEDS = PLAN.seeds
 
 # Local runs fork every job from one process that has torch imported (unlearnbench.runtime.jobserver): a job's own
@@ -49,7 +49,7 @@ onstart:
     if workflow.local_exec:
         # every job stops once this snakemake process is gone, even after kill -9 (unlearnbench.runtime.lifetime)
         os.environ[lifetime.ENV_VAR] = lifetime.identity()
-    if config["job_server"] and workflow.local_exec:
+    if PLAN.job_server and workflow.local_exec:
         from unlearnbench.runtime import jobserver
 
         os.makedirs(f"{RESULTS}/logs", exist_ok=True)
@@ -71,7 +71,7 @@ onerror:
 
 wildcard_constraints:
     dataset="[a-z][a-z0-9_]*",
-    scenario="|".join(config["scenarios"]),
+    scenario="|".join(PLAN.scenarios),
     run=RUN_NAME,
     seed=r"\d+",
 

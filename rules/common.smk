@@ -1,7 +1,8 @@
 # Input functions and parameters shared by the rule files (kept apart from rules, as the linter asks).
 
+from types import SimpleNamespace
+
 from unlearnbench.core.codehash import code_hash
-from unlearnbench.config.plan import scenario_options
 from unlearnbench.scenarios import REGISTRY as SCENARIO_TYPES
 
 # the code each kind of job runs (unlearnbench.core.codehash): a change to it (or to what it imports) reruns its jobs
@@ -14,7 +15,7 @@ CODE = {
     "figures": code_hash("unlearnbench.artifacts.uib.plots"),
     "tables": code_hash("unlearnbench.artifacts.uib.tables"),
 }
-SCENARIO = {name: scenario_options(config, name) for name in config["scenarios"]}
+SCENARIO = PLAN.scenarios
 # scenarios whose request is built from a trained model (rule forget_request_from_model)
 MODEL_REQUESTS = [name for name in SCENARIO if SCENARIO_TYPES[SCENARIO[name]["type"]].needs_reference]
 
@@ -29,17 +30,17 @@ def scenario_code(wildcards):
 
 def uib_scenarios():
     """The scenarios with rows in UIB Table 1 (artifacts.uib.scenarios; default every configured scenario)."""
-    return ((config.get("artifacts") or {}).get("uib") or {}).get("scenarios") or list(config["scenarios"])
+    return PLAN.uib_scenarios
 
 
 def dataset_cfg(wildcards):
-    return config["datasets"][wildcards.dataset]
+    return PLAN.datasets[wildcards.dataset]
 
 
 def references(scenario):
     """A scenario's reference runs: the oracles its type declares (Scenario.references: `retrain`, and e.g. the
     bias scenario's `retrain_replace`), then the un-unlearned baseline `original` if report_original."""
-    return PLAN.oracles(scenario) + (["original"] if config["report_original"] else [])
+    return PLAN.reported(scenario)
 
 
 def run_dirs():
@@ -49,34 +50,22 @@ def run_dirs():
 
 
 def job_resources(kind):
-    """Cluster resources of a training ("train") or unlearning ("unlearn") job: config["resources"][kind]
-    with the schema's defaults (one GPU, cpus_per_gpu, mem_mb, runtime in minutes). The SLURM executor turns
-    them into --gpus, --cpus-per-gpu, --mem and --time; a local run ignores gpu, cpus_per_gpu and runtime.
-    gpu: 0 makes a CPU job (then --cpus-per-task comes from threads)."""
-    res = dict(config["resources"].get(kind) or {})
-    res.setdefault("gpu", 1)
-    res.setdefault("cpus_per_gpu", 4)
-    res.setdefault("mem_mb", 16000)
-    res.setdefault("runtime", {"train": 240, "unlearn": 60, "tune": 240}[kind])
-    if not res["gpu"]:
-        res.pop("cpus_per_gpu")
-    return res
+    """Cluster resources of a job kind ("train", "unlearn", "tune"): Plan.resources (unlearnbench.config.plan)."""
+    return PLAN.resources[kind]
 
 
 def training_params(wildcards):
-    ds = config["datasets"][wildcards.dataset]
-    return {"model": ds["model"], "train": ds["train"]}
+    return PLAN.training(wildcards.dataset)
 
 
 def sparse_retrain_epochs(wildcards):
     """Retraining epochs of the sparse baseline: sparse_baseline.epochs, else the dataset's train.epochs."""
-    epochs = (config.get("sparse_baseline") or {}).get("epochs")
-    return int(config["datasets"][wildcards.dataset]["train"]["epochs"] if epochs is None else epochs)
+    return PLAN.sparse_epochs(wildcards.dataset)
 
 
 # The sparse baseline rewinds to the dense baseline's epoch-k state (sparse_baseline.rewind): then, and only when a
 # run starts from the sparse baseline, the baseline job also saves that state.
-SPARSE_REWIND = bool((config.get("sparse_baseline") or {}).get("rewind", True)) and any(
+SPARSE_REWIND = PLAN.sparse_baseline["rewind"] and any(
     PLAN.job(run, dataset, scenario)["start"] == "sparse_baseline"
     for dataset, scenario in PLAN.experiments for run in PLAN.runs_for(scenario))
 
@@ -87,8 +76,8 @@ def sparse_rewind_epoch(wildcards):
         return None
     from unlearnbench.nn.pruning import rewind_epoch
 
-    return rewind_epoch(int(config["datasets"][wildcards.dataset]["train"]["epochs"]),
-                        (config.get("sparse_baseline") or {}).get("rewind_epoch"))
+    return rewind_epoch(int(PLAN.datasets[wildcards.dataset]["train"]["epochs"]),
+                        PLAN.sparse_baseline["rewind_epoch"])
 
 
 def run_job(wildcards):
@@ -135,9 +124,7 @@ def scenario_label(name):
 
 def bias_strength_groups():
     """fig_bias_strength's datasets: dataset -> {scenario, bias_strength, group} (unlearnbench.config.plan)."""
-    from unlearnbench.config.plan import bias_strength_groups as groups
-
-    return groups(config, PLAN)
+    return PLAN.bias_groups
 
 
 def bias_strength_sweep():
@@ -145,3 +132,94 @@ def bias_strength_sweep():
     from unlearnbench.config.plan import is_bias_strength_sweep
 
     return is_bias_strength_sweep(bias_strength_groups())
+
+
+# ---- Xu & Strohmer stage (rules/xs.smk)
+
+def xs_settings(part):
+    return lambda wildcards: XS[part]
+
+
+def xs_tabular_settings(wildcards):
+    """xs.tabular without the dataset list, plus this dataset's protected attribute."""
+    settings = {k: v for k, v in XS["tabular"].items() if k != "datasets"}
+    settings["protected"] = XS["tabular"]["datasets"][wildcards.tabular]["protected"]
+    return settings
+
+
+def xs_tabular_source(wildcards):
+    return XS["tabular"]["datasets"][wildcards.tabular]["source"]
+
+
+def xs_fold_outputs():
+    return [f"{RESULTS}/xs/tabular/{name}/fold{fold}.csv"
+            for name in XS["tabular"]["datasets"] for fold in range(XS["tabular"]["folds"])]
+
+
+def xs_tabular_labels():
+    return {name: ds.get("label", name) for name, ds in XS["tabular"]["datasets"].items()} if XS else {}
+
+
+def xs_image_source(part):
+    """The prepared image source of xs.<part> (rule prepare_source), or nothing for CelebA (read from the mirror)."""
+
+    def source_file(wildcards):
+        source = XS[part]["source"]
+        return [] if source == "celeba" else f"{RESULTS}/sources/{source}/data.npz"
+
+    return source_file
+
+
+# ---- tune stage (rules/tune.smk)
+
+def tuning_request_code(wildcards):
+    return code_hash("unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}",
+                     "unlearnbench.datasets.experiment")
+
+
+def tune_seeds(wildcards):
+    return list(PLAN.runs[wildcards.run].tune.seeds)
+
+
+def tune_starts(wildcards):
+    """The starting model of the run (its setting's, from the run's config knobs) for every tuning seed."""
+    return [starting_model(SimpleNamespace(dataset=wildcards.dataset, scenario=wildcards.scenario, run=wildcards.run,
+                                           seed=str(seed))) for seed in tune_seeds(wildcards)]
+
+
+def tune_oracles(wildcards):
+    return [rules.tuning_oracle.output.model.format(dataset=wildcards.dataset, scenario=wildcards.scenario, seed=seed)
+            for seed in tune_seeds(wildcards)]
+
+
+# ---- JiT artifacts (rules/jit.smk)
+
+def jit_outputs():
+    """Every JiT artifact the config asks for (the inputs of rule jit_paper)."""
+    if JIT is None:
+        return []
+    paper = f"{RESULTS}/paper"
+    out = [f"{paper}/table_jit_{s}.tex" for s in JIT["scenarios"]]
+    out += [f"{paper}/table_jit_breakdown_{d}_{t}.tex" for d, t, _ in JIT["breakdowns"]]
+    if JIT["entropy"]:
+        out += [f"{paper}/fig_jit_entropy_{s}.{ext}" for s in JIT["scenarios"] for ext in ("pdf", "png", "csv")]
+    if JIT["runtime"]:
+        out += [f"{paper}/fig_jit_runtime.pdf", f"{paper}/fig_jit_runtime.png"]
+    if JIT["toy"]:
+        out += [f"{paper}/fig_jit_toy.pdf", f"{paper}/fig_jit_toy.png"]
+    return out
+
+
+def jit_breakdown_group(wildcards):
+    for dataset, kind, names in JIT["breakdowns"]:
+        if dataset == wildcards.dataset and kind == wildcards.kind:
+            return names
+    raise ValueError(f"no JiT breakdown for dataset {wildcards.dataset!r} and scenario type {wildcards.kind!r}")
+
+
+def jit_scenario_runs(wildcards):
+    """run.json / outputs.npz of every run of one scenario (every dataset running it, every seed and run)."""
+    dirs = [f"{RESULTS}/{d}/{s}/seed{seed}/{run}" for d, s in PLAN.experiments if s == wildcards.scenario
+            for seed in PLAN.seeds_of(s)
+            for run in references(s) + [r for r in PLAN.runs_for(s) if PLAN.runs[r].sweep_of is None]]
+    return {"runs": [f"{d}/run.json" for d in dirs], "outputs": [f"{d}/outputs.npz" for d in dirs]}

@@ -10,8 +10,8 @@ rule prepare_source:
         data=f"{RESULTS}/sources/{{source}}/data.npz",
     params:
         name=lambda wc: wc.source,
-        mirror=config["data"]["mirror"],
-        download_dir=config["data"]["download_dir"],
+        mirror=PLAN.mirror,
+        download_dir=PLAN.download_dir,
         code=CODE["datasets"],
     log:
         f"{RESULTS}/logs/prepare_source/{{source}}.log",
@@ -32,7 +32,7 @@ rule prepare_experiment:
     params:
         dataset=lambda wc: {k: v for k, v in dataset_cfg(wc).items() if k in ("source", "split", "colour", "labels",
                                                                            "superclasses")},
-        data_seed=config["data_seed"],
+        data_seed=PLAN.data_seed,
         code=CODE["experiment"],
     log:
         f"{RESULTS}/logs/prepare_experiment/{{dataset}}.log",
@@ -55,7 +55,7 @@ rule forget_request:
     params:
         scenario=lambda wc: wc.scenario,
         options=lambda wc: SCENARIO[wc.scenario],
-        data_seed=config["data_seed"],
+        data_seed=PLAN.data_seed,
         code=scenario_code,
     log:
         f"{RESULTS}/logs/forget_request/{{dataset}}_{{scenario}}.log",
@@ -81,8 +81,8 @@ rule forget_request_from_model:
     params:
         scenario=lambda wc: wc.scenario,
         options=lambda wc: SCENARIO[wc.scenario],
-        data_seed=config["data_seed"],
-        device=config["device"],
+        data_seed=PLAN.data_seed,
+        device=PLAN.device,
         code=lambda wc: code_hash(*scenario_modules(wc), "unlearnbench.steps.requests"),
     threads: 1
     log:

@@ -11,7 +11,7 @@ rule evaluate_original:
         outputs=f"{RESULTS}/{{dataset}}/{{scenario}}/seed{{seed}}/original/outputs.npz",
     params:
         identity=identity,
-        device=config["device"],
+        device=PLAN.device,
         code=CODE["evaluation"],
     threads: 1
     log:

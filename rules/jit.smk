@@ -6,42 +6,11 @@
 from unlearnbench.artifacts.jit.report import zero_shot_map
 
 JIT = PLAN.jit
-JIT_LABELS = {name: ds.get("label", name) for name, ds in config["datasets"].items()}
+JIT_LABELS = PLAN.labels
 JIT_CODE = {
     "report": code_hash("unlearnbench.artifacts.jit.report"),
     "toy": code_hash("unlearnbench.artifacts.jit.toy", "unlearnbench.methods.jit"),
 }
-
-
-def jit_outputs():
-    """Every JiT artifact the config asks for (the inputs of rule jit_paper)."""
-    if JIT is None:
-        return []
-    paper = f"{RESULTS}/paper"
-    out = [f"{paper}/table_jit_{s}.tex" for s in JIT["scenarios"]]
-    out += [f"{paper}/table_jit_breakdown_{d}_{t}.tex" for d, t, _ in JIT["breakdowns"]]
-    if JIT["entropy"]:
-        out += [f"{paper}/fig_jit_entropy_{s}.{ext}" for s in JIT["scenarios"] for ext in ("pdf", "png", "csv")]
-    if JIT["runtime"]:
-        out += [f"{paper}/fig_jit_runtime.pdf", f"{paper}/fig_jit_runtime.png"]
-    if JIT["toy"]:
-        out += [f"{paper}/fig_jit_toy.pdf", f"{paper}/fig_jit_toy.png"]
-    return out
-
-
-def jit_breakdown_group(wildcards):
-    for dataset, kind, names in JIT["breakdowns"]:
-        if dataset == wildcards.dataset and kind == wildcards.kind:
-            return names
-    raise ValueError(f"no JiT breakdown for dataset {wildcards.dataset!r} and scenario type {wildcards.kind!r}")
-
-
-def jit_scenario_runs(wildcards):
-    """run.json / outputs.npz of every run of one scenario (every dataset running it, every seed and run)."""
-    dirs = [f"{RESULTS}/{d}/{s}/seed{seed}/{run}" for d, s in PLAN.experiments if s == wildcards.scenario
-            for seed in PLAN.seeds_of(s)
-            for run in references(s) + [r for r in PLAN.runs_for(s) if PLAN.runs[r].sweep_of is None]]
-    return {"runs": [f"{d}/run.json" for d in dirs], "outputs": [f"{d}/outputs.npz" for d in dirs]}
 
 
 localrules: jit_table, jit_breakdown, jit_entropy_figure, jit_runtime_figure, jit_toy_figure, jit_paper
@@ -80,7 +49,7 @@ rule jit_breakdown:
         table=report(f"{RESULTS}/paper/table_jit_breakdown_{{dataset}}_{{kind}}.tex",
                      caption="../report/table_jit_breakdown.rst", category="JiT", subcategory="Tables"),
     wildcard_constraints:
-        dataset="|".join(config["datasets"]),
+        dataset="|".join(PLAN.datasets),
         kind="|".join(SCENARIO_TYPES),
     params:
         dataset=lambda wc: wc.dataset,

@@ -77,7 +77,7 @@ rule tables:
         table=report(f"{RESULTS}/paper/table_uib.tex", caption="../report/table_uib.rst", category="UIB",
                      subcategory="Tables"),
     params:
-        labels={name: ds.get("label", name) for name, ds in config["datasets"].items()},
+        labels=PLAN.labels,
         scenarios=lambda wc: {name: scenario_label(name) for name in uib_scenarios()},
         seed_notes=lambda wc: PLAN.seed_notes(uib_scenarios()),
         code=CODE["tables"],

@@ -14,7 +14,7 @@ rule baseline:
         training=training_params,
         rewind_epoch=sparse_rewind_epoch,
         seed=lambda wc: int(wc.seed),
-        device=config["device"],
+        device=PLAN.device,
         code=CODE["training"],
     threads: 1
     resources:
@@ -44,7 +44,7 @@ rule retrain_oracle:
         identity=identity,
         reference=lambda wc: wc.oracle,
         seed=lambda wc: int(wc.seed),
-        device=config["device"],
+        device=PLAN.device,
         code=CODE["training"],
     threads: 1
     resources:
@@ -79,7 +79,7 @@ rule sparse_baseline:
         epochs=sparse_retrain_epochs,
         rewind_epoch=sparse_rewind_epoch,
         seed=lambda wc: int(wc.seed),
-        device=config["device"],
+        device=PLAN.device,
         code=CODE["training"],
     threads: 1
     resources:

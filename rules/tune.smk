@@ -7,35 +7,12 @@
 # checkpoint: any checkpoint in the DAG makes Snakemake (<= 9.27) corrupt job groups, the SLURM profile's batches
 # of unlearning jobs (docs/slurm.md).
 
-from types import SimpleNamespace
-
-
 TUNE_CODE = {
     "tune": code_hash("unlearnbench.tuning.tuning", "unlearnbench.tuning.search"),
     "sensitivity": code_hash("unlearnbench.tuning.sensitivity"),
 }
 TUNED_RUNS = sorted({run for _, _, run in PLAN.tune_jobs()})
 SWEPT_RUNS = [name for name, spec in PLAN.runs.items() if spec.points]
-
-
-def tuning_request_code(wildcards):
-    return code_hash("unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}",
-                     "unlearnbench.datasets.experiment")
-
-
-def tune_seeds(wildcards):
-    return list(PLAN.runs[wildcards.run].tune.seeds)
-
-
-def tune_starts(wildcards):
-    """The starting model of the run (its setting's, from the run's config knobs) for every tuning seed."""
-    return [starting_model(SimpleNamespace(dataset=wildcards.dataset, scenario=wildcards.scenario, run=wildcards.run,
-                                           seed=str(seed))) for seed in tune_seeds(wildcards)]
-
-
-def tune_oracles(wildcards):
-    return [rules.tuning_oracle.output.model.format(dataset=wildcards.dataset, scenario=wildcards.scenario, seed=seed)
-            for seed in tune_seeds(wildcards)]
 
 
 rule tuning_request:
@@ -49,7 +26,7 @@ rule tuning_request:
         scenario=lambda wc: wc.scenario,
         options=lambda wc: SCENARIO[wc.scenario],
         overrides=lambda wc: PLAN.tuning[wc.scenario]["request"],
-        data_seed=config["data_seed"],
+        data_seed=PLAN.data_seed,
         code=tuning_request_code,
     log:
         f"{RESULTS}/logs/tuning_request/{{dataset}}_{{scenario}}.log",
@@ -71,7 +48,7 @@ rule tuning_oracle:
     params:
         training=training_params,
         seed=lambda wc: int(wc.seed),
-        device=config["device"],
+        device=PLAN.device,
         code=CODE["training"],
     threads: 1
     resources:
@@ -104,7 +81,7 @@ rule tune:
         tuning=lambda wc: PLAN.runs[wc.run].tune.as_dict(),
         identity=lambda wc: {"dataset": wc.dataset, "scenario": wc.scenario, "run": wc.run},
         storage=lambda wc: f"{RESULTS}/{wc.dataset}/{wc.scenario}/tune/{wc.run}/study",
-        device=config["device"],
+        device=PLAN.device,
         code=TUNE_CODE["tune"],
     threads: 1
     resources:
@@ -154,8 +131,8 @@ rule sensitivity:
         family="|".join(map(re.escape, SWEPT_RUNS)) if SWEPT_RUNS else "^$",
     params:
         run=lambda wc: wc.family,
-        labels={name: ds.get("label", name) for name, ds in config["datasets"].items()},
-        scenarios=lambda wc: {name: scenario_label(name) for name in config["scenarios"]},
+        labels=PLAN.labels,
+        scenarios=lambda wc: {name: scenario_label(name) for name in PLAN.scenarios},
         code=TUNE_CODE["sensitivity"],
     log:
         f"{RESULTS}/logs/report/sensitivity_{{family}}.log",

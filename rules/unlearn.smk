@@ -19,7 +19,7 @@ rule unlearn:
         spec=run_job,
         identity=identity,
         seed=lambda wc: int(wc.seed),
-        device=config["device"],
+        device=PLAN.device,
     threads: 1
     # Short jobs: grouped so that N of them share one sbatch call (group-components in slurm/config.yaml);
     # ignored by local runs.

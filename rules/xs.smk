@@ -3,47 +3,13 @@
 # and barycenter images (Fig. 4 analogue). Runs when the config has an `xs:` block (schema: config/schema.yaml);
 # the rules always exist (their parameters are read only when a job is asked for).
 
-XS = config.get("xs")
+XS = PLAN.xs
 XS_CODE = {
     "source": code_hash("unlearnbench.datasets.tabular"),
     "tabular": code_hash("unlearnbench.artifacts.xs.tabular", "unlearnbench.datasets.tabular"),
     "images": code_hash("unlearnbench.artifacts.xs.images", "unlearnbench.methods.marginal_mi"),
     "plots": code_hash("unlearnbench.artifacts.xs.plots"),
 }
-
-
-def xs_settings(part):
-    return lambda wildcards: XS[part]
-
-
-def xs_tabular_settings(wildcards):
-    """xs.tabular without the dataset list, plus this dataset's protected attribute."""
-    settings = {k: v for k, v in XS["tabular"].items() if k != "datasets"}
-    settings["protected"] = XS["tabular"]["datasets"][wildcards.tabular]["protected"]
-    return settings
-
-
-def xs_tabular_source(wildcards):
-    return XS["tabular"]["datasets"][wildcards.tabular]["source"]
-
-
-def xs_fold_outputs():
-    return [f"{RESULTS}/xs/tabular/{name}/fold{fold}.csv"
-            for name in XS["tabular"]["datasets"] for fold in range(XS["tabular"]["folds"])]
-
-
-def xs_tabular_labels():
-    return {name: ds.get("label", name) for name, ds in XS["tabular"]["datasets"].items()} if XS else {}
-
-
-def xs_image_source(part):
-    """The prepared image source of xs.<part> (rule prepare_source), or nothing for CelebA (read from the mirror)."""
-
-    def source_file(wildcards):
-        source = XS[part]["source"]
-        return [] if source == "celeba" else f"{RESULTS}/sources/{source}/data.npz"
-
-    return source_file
 
 
 localrules: xs_tabular_source, xs_frontier_figure, xs_frontier_table, xs_trajectory_figure, xs_density_figure,
@@ -58,8 +24,8 @@ rule xs_tabular_source:
         tsource="german_credit|adult",
     params:
         source=lambda wc: wc.tsource,
-        mirror=config["data"]["mirror"],
-        download_dir=config["data"]["download_dir"],
+        mirror=PLAN.mirror,
+        download_dir=PLAN.download_dir,
         code=XS_CODE["source"],
     log:
         f"{RESULTS}/logs/xs/source_{{tsource}}.log",
@@ -103,7 +69,7 @@ rule xs_trajectories:
         references=f"{RESULTS}/xs/trajectories.json",
     params:
         settings=xs_settings("trajectories"),
-        device=config["device"],
+        device=PLAN.device,
         code=XS_CODE["images"],
     threads: 1
     log:
@@ -140,8 +106,8 @@ rule xs_barycenter:
         images_npz=f"{RESULTS}/xs/barycenter.npz",
     params:
         settings=xs_settings("barycenter"),
-        mirror=config["data"]["mirror"],
-        download_dir=config["data"]["download_dir"],
+        mirror=PLAN.mirror,
+        download_dir=PLAN.download_dir,
         code=XS_CODE["images"],
     threads: 1
     log:

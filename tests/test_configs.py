@@ -51,7 +51,7 @@ def test_a_shipped_config_runs_end_to_end_at_miniature_scale(name, tmp_path):
     if "fashion" in name and not FASHION.is_dir():
         pytest.skip(f"{FASHION} is missing: apt-get install dataset-fashion-mnist")
     config = tmp_path / f"{name}.yaml"
-    config.write_text(yaml.safe_dump(miniature(source, tmp_path / "results")))
+    config.write_text(yaml.safe_dump(miniature(source, tmp_path / "results", variants=2)))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     t0 = time.monotonic()
     run = subprocess.run(["timeout", "-s", "INT", "-k", "30", "1200", *SNAKEMAKE, "--cores", "2", "--configfile",

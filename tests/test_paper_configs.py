@@ -58,8 +58,7 @@ def workflow(tmp_path_factory):
 
 def test_the_archives_are_refused_by_the_real_registry(workflow, tmp_path):
     """The built MNIST files pass only through the test's copy: the project's own registry refuses them by MD5."""
-    from unlearnbench.datasets import prepare_dataset
-    from unlearnbench.errors import DatasetError
+    from unlearnbench.datasets import DatasetError, prepare_dataset
 
     _, mirror, _ = workflow
     with pytest.raises(DatasetError, match="MD5"):
@@ -71,7 +70,7 @@ def test_the_archives_are_refused_by_the_real_registry(workflow, tmp_path):
 def test_a_downloading_paper_config_runs_end_to_end_on_built_archives(name, workflow):
     base, mirror, wf = workflow
     results = base / f"results_{name}"
-    cfg = miniature(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()), results, epochs=2)
+    cfg = miniature(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()), results, epochs=2, variants=2)
     cfg["data"] = {"mirror": str(mirror), "download_dir": str(base / f"downloads_{name}")}
     config = base / f"{name}.yaml"
     config.write_text(yaml.safe_dump(cfg))

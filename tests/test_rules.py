@@ -36,3 +36,27 @@ def test_snakemake_lint_is_clean():
                          timeout=280)
     text = run.stdout + run.stderr
     assert run.returncode == 0 and "Congratulations, your workflow is in a good condition!" in text, text[-4000:]
+
+
+# the only lines of the Snakefile that may touch the config dict: validating it and parsing it into the Plan
+CONFIG_READERS = ("validation.check_files(", "validation.validate(config", "PLAN = parse_config(config")
+
+
+def test_the_plan_is_the_only_reader_of_config():
+    """Rules read the Plan (PLAN.datasets, PLAN.device, PLAN.resources, ...), never the config dict: one place
+    validates and fills every default. Modules outside unlearnbench.config take what the Plan hands them."""
+    offenders = []
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "rules").glob("*.smk")),
+                 *sorted((ROOT / "workflow_scripts").glob("*.py"))]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if re.search(r"\bconfig\s*(\[|\.get\(|\.items\(|\.keys\()", code) or re.search(r"[(,]\s*config\s*[,)]", code):
+                if not any(allowed in code for allowed in CONFIG_READERS):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    for path in sorted((ROOT / "src" / "unlearnbench").rglob("*.py")):
+        if "config" in path.relative_to(ROOT / "src" / "unlearnbench").parts[:1]:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"\bconfig\[\s*[\"']", line.split("#")[0]):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []

@@ -87,8 +87,38 @@ def _shrink_run(run: dict, seeds: int) -> None:
         run["sweep_seeds"] = _cap_seeds(run["sweep_seeds"], seeds)
 
 
-def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4) -> dict:
+def _keep_variants(cfg: dict, variants: int) -> None:
+    """At most `variants` scenarios of each type (the first ones in config order, and every scenario one of them is
+    `tuned_by`); the dropped ones leave the datasets' and runs' scenario lists, `by_scenario` and the UIB table's
+    scenario list. A paper config's per-class repeats (JiT's rocket, mushroom, baby, lamp, sea) exercise the same
+    rules and the same per-class breakdown table with two classes as with five."""
+    scenarios = cfg.get("scenarios") or {}
+    kept, per_type = set(), {}
+    for name, entry in scenarios.items():
+        kind = (entry or {}).get("type", name)
+        if per_type.get(kind, 0) < variants:
+            per_type[kind] = per_type.get(kind, 0) + 1
+            kept.add(name)
+    kept |= {(scenarios[n] or {}).get("tuned_by") for n in kept} - {None}
+    for name in set(scenarios) - kept:
+        del scenarios[name]
+    for ds in (cfg.get("datasets") or {}).values():
+        if "scenarios" in ds:
+            ds["scenarios"] = [s for s in ds["scenarios"] if s in kept]
+    for run in (cfg.get("methods") or {}).values():
+        if "scenarios" in run:
+            run["scenarios"] = [s for s in run["scenarios"] if s in kept]
+        if "by_scenario" in run:
+            run["by_scenario"] = {s: v for s, v in run["by_scenario"].items() if s in kept}
+    uib = (cfg.get("artifacts") or {}).get("uib") or {}
+    if "scenarios" in uib:
+        uib["scenarios"] = [s for s in uib["scenarios"] if s in kept]
+
+
+def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, variants: int | None = None) -> dict:
     cfg = copy.deepcopy(cfg)
+    if variants is not None:
+        _keep_variants(cfg, variants)
     cfg["results"] = str(results)
     cfg["device"] = "cpu"
     cfg["seeds"] = seeds

@@ -8,6 +8,9 @@ Torch-free: the Snakefile process imports this module (registries load their mod
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 from dataclasses import dataclass, field
 
 from . import sweeps
@@ -147,7 +150,44 @@ class Plan:
     # `--config seeds=2` on the default, whose JiT scenarios ask for 3): the tables' notes state the cap
     seed_caps: dict = field(default_factory=dict)
     jit: dict | None = None  # the JiT artifacts `artifacts.jit` asks for (config.jit.jit_plan); None: none
+    # The run's settings, validated, with the schema's defaults filled: the rules read these, never the config
+    # dict (tests/test_rules.py checks). `settings` holds results, device, data_seed, job_server, report_original,
+    # data (mirror, download_dir) and sparse_baseline; `datasets` every dataset entry; `scenarios` every scenario's
+    # options with its `type`; `xs` the Xu & Strohmer block (None without one).
+    settings: dict = field(default_factory=dict)
+    datasets: dict = field(default_factory=dict)
+    scenarios: dict = field(default_factory=dict)
+    uib_scenarios: list = field(default_factory=list)  # artifacts.uib.scenarios, default every configured scenario
+    resources: dict = field(default_factory=dict)  # "train" / "unlearn" / "tune" -> the jobs' cluster resources
+    xs: dict | None = None
+    bias_groups: dict = field(default_factory=dict)  # fig_bias_strength's datasets (bias_strength_groups)
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getattr__(self, name):
+        # results, device, data_seed, ...: the run's settings as attributes (PLAN.results, PLAN.device)
+        settings = self.__dict__.get("settings") or {}
+        if name in settings:
+            return settings[name]
+        raise AttributeError(name)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Each dataset's display label (`datasets.<name>.label`, default its name)."""
+        return {name: ds.get("label", name) for name, ds in self.datasets.items()}
+
+    def reported(self, scenario: str) -> list[str]:
+        """A scenario's reference runs: its oracles (`retrain` first), then `original` if report_original."""
+        return self.oracles(scenario) + (["original"] if self.report_original else [])
+
+    def training(self, dataset: str) -> dict:
+        """A dataset's model and training recipe (what its training jobs get)."""
+        ds = self.datasets[dataset]
+        return {"model": ds["model"], "train": ds["train"]}
+
+    def sparse_epochs(self, dataset: str) -> int:
+        """Retraining epochs of the sparse baseline: sparse_baseline.epochs, else the dataset's train.epochs."""
+        epochs = self.sparse_baseline["epochs"]
+        return int(self.datasets[dataset]["train"]["epochs"] if epochs is None else epochs)
 
     def oracles(self, scenario: str) -> list[str]:
         """The reference oracles trained for a scenario (`retrain` first)."""
@@ -460,8 +500,43 @@ def parse(config: dict, root=None) -> Plan:
         if isinstance(value, int) and not isinstance(value, bool) and value > len(seeds):
             seed_caps[name] = (value, len(seeds))
         scenario_seeds[name] = seed_subset(value, seeds, f"scenarios.{name}.seeds")
-    return Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning,
-                scenario_seeds=scenario_seeds, seed_caps=seed_caps, jit=jit)
+    plan = Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning,
+                scenario_seeds=scenario_seeds, seed_caps=seed_caps, jit=jit,
+                settings=_settings(config), datasets=copy.deepcopy(config["datasets"]),
+                scenarios={name: scenario_options(config, name) for name in config["scenarios"]},
+                uib_scenarios=list(((config.get("artifacts") or {}).get("uib") or {}).get("scenarios")
+                                   or config["scenarios"]),
+                resources={kind: job_resources(config, kind) for kind in RUNTIME_DEFAULTS},
+                xs=copy.deepcopy(config.get("xs")))
+    return dataclasses.replace(plan, bias_groups=bias_strength_groups(config, plan))
+
+
+# SLURM --time of a job kind when resources.<kind>.runtime is not given (minutes; the other keys' defaults are in
+# config/schema.yaml's job_resources)
+RUNTIME_DEFAULTS = {"train": 240, "unlearn": 60, "tune": 240}
+
+
+def job_resources(config: dict, kind: str) -> dict:
+    """Cluster resources of a training ("train"), unlearning ("unlearn") or tune ("tune") job: resources.<kind>
+    (gpu, cpus_per_gpu, mem_mb filled by the schema), runtime from RUNTIME_DEFAULTS when not given. The SLURM
+    executor turns them into --gpus, --cpus-per-gpu, --mem and --time; a local run ignores gpu, cpus_per_gpu and
+    runtime. gpu: 0 makes a CPU job (then --cpus-per-task comes from threads)."""
+    res = dict((config.get("resources") or {}).get(kind) or {})
+    res.setdefault("runtime", RUNTIME_DEFAULTS[kind])
+    if not res.get("gpu", 1):
+        res.pop("cpus_per_gpu", None)
+    return res
+
+
+def _settings(config: dict) -> dict:
+    """The run-wide settings the rules read (Plan.settings), the schema's defaults filled."""
+    sparse = dict(config.get("sparse_baseline") or {})
+    return {"results": config.get("results", "results"), "device": config["device"],
+            "data_seed": config["data_seed"], "job_server": config["job_server"],
+            "report_original": config["report_original"],
+            "mirror": config["data"]["mirror"], "download_dir": config["data"]["download_dir"],
+            "sparse_baseline": {"epochs": sparse.get("epochs"), "rewind": sparse.get("rewind", True),
+                                "rewind_epoch": sparse.get("rewind_epoch")}}
 
 
 def _dataset_plan(config: dict, name: str, ds: dict) -> None:
