@@ -147,16 +147,42 @@ class UnlearnContext:
 
 
 class UnlearningMethod:
+    """The one interface of every method and wrapper: `unlearn(model, data, ctx)` changes `model` in place.
+
+    Post-condition, enforced here for every subclass (tests/test_conformance.py checks it): when `unlearn` returns,
+    no parameter holds a gradient (`.grad` is None), so the model that is saved, evaluated or handed to the next
+    step carries nothing from the method's last backward pass."""
+
     name: ClassVar[str]
     reads: ClassVar[frozenset[str]]
     Knobs: ClassVar[type]
     scenarios: ClassVar[frozenset[str] | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "unlearn" in cls.__dict__:
+            cls.unlearn = _leaves_no_gradients(cls.__dict__["unlearn"])
 
     def __init__(self, knobs=None):
         self.knobs = knobs if knobs is not None else self.Knobs()
 
     def unlearn(self, model, data: UnlearnData, ctx: UnlearnContext) -> None:
         raise NotImplementedError
+
+
+def _leaves_no_gradients(unlearn):
+    """`unlearn`, then every parameter's gradient dropped (set to None, as `zero_grad(set_to_none=True)` does)."""
+    import functools
+
+    @functools.wraps(unlearn)
+    def wrapped(self, model, data, ctx):
+        try:
+            return unlearn(self, model, data, ctx)
+        finally:
+            for parameter in model.parameters():
+                parameter.grad = None
+
+    return wrapped
 
 
 class Wrapper(UnlearningMethod):
