@@ -320,6 +320,8 @@ BAD_CONFIGS = [
     ("results tests/x", _config(lambda c: c.update(results="tests/x")),
      "results: 'tests/x' is inside the repository's tests/"),
     ("results with a brace", _config(lambda c: c.update(results="r_{seed}")), "results: 'r_{seed}' holds a brace"),
+    ("random_n tuning request beside n=700", _config(lambda c: c["scenarios"]["random_n"].update(n=700)),
+     "scenarios.random_n.tune_request: on dataset digits, a tuning request of 700 training images disjoint from"),
     ("train_size 20", _config(lambda c: c["datasets"]["digits"].update(split={"train_size": 20})),
      "datasets.digits.split.train_size: 20 leaves scenario random 1 training images to forget"),
     ("palette of 3 colours", _config(lambda c: c["datasets"]["digits_c"].update(

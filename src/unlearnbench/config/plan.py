@@ -580,6 +580,20 @@ def _dataset_plan(config: dict, name: str, ds: dict) -> None:
                             f"against test losses, unlearnbench.evaluation.metrics) needs at least "
                             f"{MIN_EVAL_IMAGES}: forget more "
                             f"({where}) or use more data (datasets.{name}.split.train_size)")
+        if n_forget is not None and _tuned_here(config, scenario):
+            entry = config["scenarios"][scenario] or {}
+            tuning = make_options(scenario, {**{k: v for k, v in entry.items() if k not in SCENARIO_TUNING_KEYS},
+                                             **(entry.get("tune_request") or {})}, f"{where}.tune_request")[1]
+            cls().plan_tuning(tuning, n_forget, name, sizes, f"{where}.tune_request")
+
+
+def _tuned_here(config: dict, scenario: str) -> bool:
+    """Whether the tune stage builds a tuning request for `scenario`: a run with `tune` runs on it and it does not
+    reuse another scenario's knobs (`tuned_by`)."""
+    if (config["scenarios"][scenario] or {}).get("tuned_by"):
+        return False
+    return any(run.get("tune") and (run.get("scenarios") is None or scenario in run["scenarios"])
+               for run in config["methods"].values())
 
 
 # architectures whose widths are fixed (models.resnet18 builds torchvision's ResNet-18 as it is) and those that have a

@@ -170,6 +170,11 @@ class Scenario:
         """Config-time checks of the tuning request's options (`scenarios.<name>.tune_request`, keys `explicit`
         given there) against the evaluated request's (ConfigError naming the key)."""
 
+    def plan_tuning(self, tuning_options, evaluated_n: int, dataset: str, sizes, where: str) -> None:
+        """Config-time check that the tuning request (`tuning_options`) can be built on `dataset` beside an
+        evaluated request of `evaluated_n` training images (SizeError naming `where`); a scenario whose tuning
+        request is drawn from the points outside the evaluated one overrides it."""
+
     def build_tuning(self, data, options, rng: np.random.Generator, evaluated_forget_idx: np.ndarray) -> "Built":
         """The tuning request (docs/tuning.md): a request of this type distinct from the evaluated one (another
         draw, disjoint from `evaluated_forget_idx`, or another class), built from the training split only (`data`

@@ -16,6 +16,15 @@ def uniform_draw(n: int, n_forget: int, rng, problem: str):
     return rng.permutation(n)[:n_forget]
 
 
+def check_disjoint(n: int, n_tune: int, evaluated_n: int, dataset: str, where: str) -> None:
+    """Config-time twin of disjoint_draw's check: a tuning request of n_tune points outside the evaluated forget
+    set of evaluated_n points, among n training points."""
+    if not 0 < n_tune < n - evaluated_n:
+        raise SizeError(f"{where}: on dataset {dataset}, a tuning request of {n_tune} training images disjoint from "
+                        f"the {evaluated_n} evaluated forget images needs more than {n_tune} of the other "
+                        f"{n - evaluated_n}; give {where} a smaller size, or use more data")
+
+
 def disjoint_draw(n: int, n_forget: int, evaluated_forget_idx, rng, what: str):
     """A tuning request's forget set: n_forget points drawn uniformly from the training points outside the
     evaluated forget set (so tuning never sees the points the table's D_f metrics are computed on)."""
@@ -55,6 +64,10 @@ class RandomPoints(Scenario):
         forget = uniform_draw(n, n_forget, rng,
                               f"scenarios.random.fraction={options.fraction} leaves {n_forget} of {n} points")
         return Built(forget, f"{n_forget} training points drawn uniformly without replacement")
+
+    def plan_tuning(self, tuning_options, evaluated_n, dataset, sizes, where):
+        n = int(sizes.train.sum())
+        check_disjoint(n, int(round(tuning_options.fraction * n)), evaluated_n, dataset, where)
 
     def build_tuning(self, data, options, rng, evaluated_forget_idx):
         n = len(data.labels("train"))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..core.errors import SizeError
 from ..core.knobs import knob
 from .base import Built, Scenario, register
-from .random import disjoint_draw, uniform_draw
+from .random import check_disjoint, disjoint_draw, uniform_draw
 
 
 @register
@@ -31,6 +31,9 @@ class RandomN(Scenario):
         forget = uniform_draw(total, options.n, rng,
                               f"scenarios.random_n.n={options.n}: must be in 1..{total - 1} for {total} training points")
         return Built(forget, f"exactly {options.n} training points drawn uniformly without replacement")
+
+    def plan_tuning(self, tuning_options, evaluated_n, dataset, sizes, where):
+        check_disjoint(int(sizes.train.sum()), tuning_options.n, evaluated_n, dataset, where)
 
     def build_tuning(self, data, options, rng, evaluated_forget_idx):
         forget = disjoint_draw(len(data.labels("train")), options.n, evaluated_forget_idx, rng,
