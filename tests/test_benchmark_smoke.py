@@ -40,6 +40,7 @@ def test_benchmark_engine_only_needs_no_torchvision():
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_job_startup_benchmark_runs_both_sides_with_identical_outputs():
     """benchmarks/job_startup.py: fresh interpreter per job vs the job server (one job each; no timing claim)."""
     path = SCRIPT.with_name("job_startup.py")

@@ -320,7 +320,10 @@ BAD_CONFIGS = [
     ("results tests/x", _config(lambda c: c.update(results="tests/x")),
      "results: 'tests/x' is inside the repository's tests/"),
     ("results with a brace", _config(lambda c: c.update(results="r_{seed}")), "results: 'r_{seed}' holds a brace"),
-    ("random_n tuning request beside n=700", _config(lambda c: c["scenarios"]["random_n"].update(n=700)),
+    ("random_n tuning request beside n=700", _config(lambda c: (
+        _add_scenario(c, "random_n", {"n": 700}),
+        c["methods"].update(tuned_ft={"method": "finetune", "epochs": 1, "scenarios": ["random_n"],
+                                      "tune": {"search": "grid", "space": {"lr": [0.01, 0.02]}}}))),
      "scenarios.random_n.tune_request: on dataset digits, a tuning request of 700 training images disjoint from"),
     ("train_size 20", _config(lambda c: c["datasets"]["digits"].update(split={"train_size": 20})),
      "datasets.digits.split.train_size: 20 leaves scenario random 1 training images to forget"),
@@ -771,7 +774,7 @@ def test_the_job_server_stops_its_running_jobs_when_snakemake_is_killed(tmp_path
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{tests}"}
     info = tmp_path / "server.json"
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import json, sys, time; from unlearnbench import jobserver; "
+        [sys.executable, "-c", "import json, sys, time; from unlearnbench.runtime import jobserver; "
          "s = jobserver.start(preload=('unlearnbench.runtime.workflow',)); "
          f"open({str(info)!r}, 'w').write(json.dumps([s.pid, s.address])); time.sleep(600)"], env=env)
     client = None
@@ -780,7 +783,7 @@ def test_the_job_server_stops_its_running_jobs_when_snakemake_is_killed(tmp_path
         server, address = json.loads(info.read_text())
         pid_file = tmp_path / "worker.pid"
         client = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from unlearnbench import jobserver; sys.exit(jobserver.submit("
+            [sys.executable, "-c", "import sys; from unlearnbench.runtime import jobserver; sys.exit(jobserver.submit("
              f"{address!r}, 'jobserver_targets:sleep_forever', {{'pid_path': {str(pid_file)!r}}}, None))"], env=env)
         wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60, "the worker")
         worker = int(pid_file.read_text())

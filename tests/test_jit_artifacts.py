@@ -329,6 +329,7 @@ def test_entropy_test_is_one_wilcoxon_over_per_seed_medians():
     assert same["pvalue"] == 1.0 and same["median_of_seed_medians"] == 0.0
 
 
+@pytest.mark.slow
 def test_toy_figure_runs_in_seconds_and_shows_the_papers_contrast(tmp_path):
     from unlearnbench.artifacts.jit import toy as jit_toy
 

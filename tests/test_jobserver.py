@@ -76,7 +76,7 @@ def test_run_job_exits_with_the_jobs_status(server, tmp_path, monkeypatch):
 def test_a_client_that_goes_away_takes_its_worker_with_it(server, tmp_path):
     pid_file = tmp_path / "worker.pid"
     client = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from unlearnbench import jobserver; "
+        [sys.executable, "-c", "import sys; from unlearnbench.runtime import jobserver; "
          f"sys.exit(jobserver.submit({server.address!r}, '{TARGETS}:sleep_forever', {{'pid_path': {str(pid_file)!r}}}, None))"],
         cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
     try:
@@ -94,7 +94,7 @@ def test_a_client_that_goes_away_takes_its_worker_with_it(server, tmp_path):
 
 def test_the_server_exits_when_its_parent_dies(tmp_path):
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import time; from unlearnbench import jobserver; "
+        [sys.executable, "-c", "import time; from unlearnbench.runtime import jobserver; "
          f"s = jobserver.start(preload={LIGHT!r}); print(s.pid, flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True)
     try:

@@ -363,6 +363,7 @@ def _validated_dict(config: dict) -> None:
                     reason=f"{FASHION_MIRROR} missing: apt-get install dataset-fashion-mnist")
 @pytest.mark.skipif(shutil.which("snakemake") is None and not (Path(sys.executable).parent / "snakemake").exists(),
                     reason="snakemake not installed")
+@pytest.mark.slow
 def test_fashion_mnist_data_stage_from_the_debian_mirror(tmp_path):
     """The data stage of config/fashion_mnist.yaml on the real Debian files: coloured Fashion-MNIST and every
     forget request. (The full workflow is measured in docs/datasets.md; too slow for CI on 2 cores.)"""

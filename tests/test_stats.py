@@ -280,6 +280,7 @@ def test_summarize_bca_fallback_to_percentile(monkeypatch):
     assert "percentile" in r["note"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("zero_method", ["wilcox", "pratt"])
 def test_vectorised_permutation_branch_matches_scipy_on_many_tied_samples(zero_method):
     """Ties or zeros with n <= 13: our vectorised permutation p equals scipy.stats.wilcoxon(method="auto")."""

@@ -528,15 +528,42 @@ def job_resources(config: dict, kind: str) -> dict:
     return res
 
 
+def _schema_default(*path: str):
+    """The default config/schema.yaml gives the key at `path` (the one place defaults live)."""
+    from .validation import SCHEMA
+
+    global _SCHEMA
+    if _SCHEMA is None:
+        import yaml
+
+        _SCHEMA = yaml.safe_load(SCHEMA.read_text())
+    node = _SCHEMA
+    for key in path:
+        node = node["properties"][key]
+    return copy.deepcopy(node.get("default"))
+
+
+_SCHEMA = None
+
+
+def _setting(config: dict, *path: str):
+    """config[path...], or the schema's default where the config leaves it out (a config `validation.validate`
+    filled has every key; one built in code may not)."""
+    node = config
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return _schema_default(*path)
+        node = node[key]
+    return node
+
+
 def _settings(config: dict) -> dict:
-    """The run-wide settings the rules read (Plan.settings), the schema's defaults filled."""
-    sparse = dict(config.get("sparse_baseline") or {})
-    return {"results": config.get("results", "results"), "device": config["device"],
-            "data_seed": config["data_seed"], "job_server": config["job_server"],
-            "report_original": config["report_original"],
-            "mirror": config["data"]["mirror"], "download_dir": config["data"]["download_dir"],
-            "sparse_baseline": {"epochs": sparse.get("epochs"), "rewind": sparse.get("rewind", True),
-                                "rewind_epoch": sparse.get("rewind_epoch")}}
+    """The run-wide settings the rules read (Plan.settings)."""
+    return {"results": _setting(config, "results"), "device": _setting(config, "device"),
+            "data_seed": _setting(config, "data_seed"), "job_server": _setting(config, "job_server"),
+            "report_original": _setting(config, "report_original"),
+            "mirror": _setting(config, "data", "mirror"), "download_dir": _setting(config, "data", "download_dir"),
+            "sparse_baseline": {k: _setting(config, "sparse_baseline", k) for k in ("epochs", "rewind", "rewind_epoch")}}
 
 
 def _dataset_plan(config: dict, name: str, ds: dict) -> None:
@@ -593,7 +620,7 @@ def _tuned_here(config: dict, scenario: str) -> bool:
     if (config["scenarios"][scenario] or {}).get("tuned_by"):
         return False
     return any(run.get("tune") and (run.get("scenarios") is None or scenario in run["scenarios"])
-               for run in config["methods"].values())
+               for run in (config.get("methods") or {}).values())
 
 
 # architectures whose widths are fixed (models.resnet18 builds torchvision's ResNet-18 as it is) and those that have a

@@ -23,7 +23,7 @@ import yaml
 
 from ..core.errors import ConfigError
 
-SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schema.yaml"
 
 
 # ------------------------------------------------------------------------------------------------- YAML
