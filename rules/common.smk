@@ -21,7 +21,7 @@ MODEL_REQUESTS = [name for name in SCENARIO if SCENARIO_TYPES[SCENARIO[name]["ty
 
 
 def scenario_modules(wildcards):
-    return "unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}"
+    return "unlearnbench.scenarios", SCENARIO_TYPES[SCENARIO[wildcards.scenario]["type"]].__module__
 
 
 def scenario_code(wildcards):
@@ -173,8 +173,7 @@ def xs_image_source(part):
 # ---- tune stage (rules/tune.smk)
 
 def tuning_request_code(wildcards):
-    return code_hash("unlearnbench.scenarios", f"unlearnbench.scenarios.{SCENARIO[wildcards.scenario]['type']}",
-                     "unlearnbench.datasets.experiment")
+    return code_hash(*scenario_modules(wildcards), "unlearnbench.datasets.experiment")
 
 
 def tune_seeds(wildcards):

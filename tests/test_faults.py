@@ -1,4 +1,4 @@
-"""Faults a lab meets when it shares results (issue 16): untrusted checkpoints, stale epoch checkpoints, a killed
+"""Faults a lab meets when it shares results: untrusted checkpoints, stale epoch checkpoints, a killed
 snakemake, resumed timing, file permissions, bad configuration values and damaged data files.
 
 Each test here failed on the code before the fixes (commit 6e22d05) and passes now. The workflow tests run the real
@@ -320,6 +320,8 @@ BAD_CONFIGS = [
     ("results tests/x", _config(lambda c: c.update(results="tests/x")),
      "results: 'tests/x' is inside the repository's tests/"),
     ("results with a brace", _config(lambda c: c.update(results="r_{seed}")), "results: 'r_{seed}' holds a brace"),
+    ("worst_case n beyond its class", _config(lambda c: _add_scenario(c, "worst_case", {"forget_class": 3, "n": 500})),
+     "scenarios.worst_case.n: 500 samples of class 3, and dataset digits will have"),
     ("random_n tuning request beside n=700", _config(lambda c: (
         _add_scenario(c, "random_n", {"n": 700}),
         c["methods"].update(tuned_ft={"method": "finetune", "epochs": 1, "scenarios": ["random_n"],

@@ -151,8 +151,8 @@ def test_unknown_method_names_its_key():
 
 
 def test_bias_scenario_finetune_keeps_the_link_it_reads(bias_setup, default_config):
-    """FT reads D_r exactly as the baseline saw it (issue 15: no method reads re-coloured retain data), so it keeps
-    the colour -> label link it is fine-tuned on: its Cramér's V stays far above the oracle's. Before issue 15 the
+    """FT reads D_r exactly as the baseline saw it (no method reads re-coloured retain data), so it keeps
+    the colour -> label link it is fine-tuned on: its Cramér's V stays far above the oracle's. In earlier versions the
     retain set was re-coloured like the oracle's training set, and FT "unlearned" the bias from that privileged
     data (V 1.0 -> 0.4 here); this is the finding the table now shows (docs/results.md)."""
     original = evaluate.compute_metrics(bias_setup.outputs(bias_setup.baseline, "original"), 10, seed=0)

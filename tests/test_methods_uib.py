@@ -245,7 +245,7 @@ def test_uib_setting_runs(bias_setup, method, sampling):
 
 
 def test_uib_scrub_removal_does_not_collapse(random_setup):
-    """Issue 5: UIB-SR on random removal, seed 0, collapsed (test accuracy 0.98 -> 0.19 at iteration 3) because
+    """Regression: UIB-SR on random removal, seed 0, collapsed (test accuracy 0.98 -> 0.19 at iteration 3) because
     the removal-case gradient-norm penalty ‖∇ℓ(z)‖² rewards refitting the forget set and grew 10x per SR
     iteration until one fixed-size regularisation step destroyed the model. The config's SR knobs, seed 0:
     test accuracy stays within 5 points of the baseline at every iteration."""

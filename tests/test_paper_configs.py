@@ -32,6 +32,11 @@ EXPECTED = {
                  "fig_xs_barycenter.png", "fig_xs_densities.png", "table_uib.tex"],
 }
 
+# per config, what the miniature shrinks further: paper_uib trains ResNet-18 (11 M parameters) in every job, ~35 ms
+# an image and epoch on 2 cores, so its image sources keep 60 training and 50 test images and each β × τ sweep
+# two points (the sensitivity figures and the grid-search tune stage still run)
+OPTIONS = {"paper_uib": {"train_size": 60, "test_size": 50, "lean": True}}
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
@@ -70,7 +75,8 @@ def test_the_archives_are_refused_by_the_real_registry(workflow, tmp_path):
 def test_a_downloading_paper_config_runs_end_to_end_on_built_archives(name, workflow):
     base, mirror, wf = workflow
     results = base / f"results_{name}"
-    cfg = miniature(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()), results, epochs=2, variants=2)
+    cfg = miniature(yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()), results, epochs=2, variants=2,
+                    **OPTIONS.get(name, {}))
     cfg["data"] = {"mirror": str(mirror), "download_dir": str(base / f"downloads_{name}")}
     config = base / f"{name}.yaml"
     config.write_text(yaml.safe_dump(cfg))

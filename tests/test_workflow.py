@@ -97,7 +97,7 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
     retrain_forget = cell.loc[("digits", "random", "retrain", "forget_acc"), "mean"]
     retrain_f1 = cell.loc[("digits", "random", "retrain", "test_f1"), "mean"]
     assert 0.8 <= retrain_forget <= 1.0 and 0.9 <= retrain_f1 <= 1.0
-    # the bias scenario is neither vacuous nor degenerate (issue 15): the baseline learned the colour -> label link
+    # the bias scenario is neither vacuous nor degenerate: the baseline learned the colour -> label link
     # (V above the oracle's in every seed) and the shapes (test F1 at least 3x chance); the oracle did not
     runs = pd.read_parquet(results / "summary/runs.parquet")
     v = runs[(runs.scenario == "bias") & (runs.metric == "bias_cramers_v")].pivot_table(
@@ -143,7 +143,7 @@ def test_default_workflow_produces_table_figure_and_summary(completed):
 
 
 def assert_table_not_degenerate(table: str, max_mia_std: float = 30.0) -> None:
-    """Issue 15's acceptance on table_uib.tex: no two different methods of a scenario have identical cells (RIP,
+    """The acceptance check on table_uib.tex: no two different methods of a scenario have identical cells (RIP,
     MIA-Efficacy, test F1: a method equal to another is a bug, not a result), and no MIA-Efficacy cell has a std
     above 30 points (0/1 flips of an attack with nothing to learn are reported as undefined instead)."""
     scenario, by_scenario = None, {}

@@ -17,7 +17,13 @@ CAPS = {"epochs": 1, "sgda_epochs": 1, "pseudo_batches": 2, "noise_copies": 2, "
         "generator_steps": 2, "student_steps": 2}
 # per method: what a miniature run keeps of its cost knobs (IF's LiSSA Hessian-vector products and its automatic
 # scale's power iteration are set from these even where the config leaves them at their defaults)
-METHOD_CAPS = {"influence": {"batch_size": 32, "power_iters": 2, "power_sample": 64}}
+METHOD_CAPS = {"influence": {"batch_size": 8, "power_iters": 2, "power_sample": 64}}
+# per method: knobs a miniature run sets. IF's automatic LiSSA scale (scale 0: 1.2 x the top Hessian eigenvalue by
+# power iteration) underestimates the eigenvalue with the capped iterations and LiSSA then diverges (measured on
+# paper_uib's ResNet-18: |h| x10 a step); a fixed large scale keeps the capped recursion contracting
+METHOD_SET = {"influence": {"scale": 1000.0}}
+# per scenario type: option caps (JiT's worst case forgets 50 of one class; a miniature class has a handful)
+SCENARIO_CAPS = {"worst_case": {"n": 5}}
 FIXED_WIDTHS = {"resnet18": 64}  # architectures whose width is not a knob (config.check_model)
 # small requests so that jobs share the 2-core test cluster (fake GPUs: gres.conf)
 RESOURCES = {"train": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10},
@@ -37,6 +43,18 @@ def _short(values: list, n: int = 2) -> list:
     return list(values[:n])
 
 
+def _lean_sweep(sweep: dict) -> None:
+    """A sweep over several knobs keeps two values of the first and one of each other (two points, not a grid)."""
+    first = True
+    for key, values in sweep.items():
+        if isinstance(values, dict):
+            _lean_sweep(values)
+            first = False
+        elif isinstance(values, list):
+            sweep[key] = _short(values, 2 if first else 1)
+            first = False
+
+
 def _method_knobs(method: str | None) -> dict:
     """The knob defaults of a registered method (empty for an unknown name: the config check reports it)."""
     import dataclasses
@@ -52,7 +70,7 @@ def _capped(value, cap):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > cap
 
 
-def _shrink_run(run: dict, seeds: int) -> None:
+def _shrink_run(run: dict, seeds: int, lean: bool = False) -> None:
     # a cap applies to every knob the method has, set in the config or left at its default (EMMN's 80 noise
     # copies are a default), and to the same knob in its per-scenario and per-dataset layers
     defaults = _method_knobs(run.get("method"))
@@ -60,6 +78,10 @@ def _shrink_run(run: dict, seeds: int) -> None:
     for key, cap in caps.items():
         if _capped(run.get(key, defaults.get(key)), cap):
             run[key] = cap
+    for key, value in METHOD_SET.get(run.get("method"), {}).items():
+        run[key] = value
+        for layer in [*(run.get("by_scenario") or {}).values(), *(run.get("by_dataset") or {}).values()]:
+            layer.pop(key, None)
     for layer in [*(run.get("by_scenario") or {}).values(), *(run.get("by_dataset") or {}).values()]:
         for key, cap in caps.items():
             if _capped(layer.get(key), cap):
@@ -81,6 +103,8 @@ def _shrink_run(run: dict, seeds: int) -> None:
                     sweep[k] = _short(values)
                 elif isinstance(values, dict):
                     sweep[k] = {kk: _short(vv) if isinstance(vv, list) else vv for kk, vv in values.items()}
+    if lean and isinstance(run.get("sweep"), dict):
+        _lean_sweep(run["sweep"])
     if isinstance(run.get("sweep_list"), list):
         run["sweep_list"] = run["sweep_list"][:2]
     if "sweep_seeds" in run:
@@ -115,16 +139,22 @@ def _keep_variants(cfg: dict, variants: int) -> None:
         uib["scenarios"] = [s for s in uib["scenarios"] if s in kept]
 
 
-def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, variants: int | None = None) -> dict:
+def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, variants: int | None = None,
+              train_size: int = 1500, test_size: int = 500, lean: bool = False) -> dict:
+    """`config` at miniature scale (module docstring). `variants`: at most that many scenarios of a type;
+    `train_size` / `test_size`: the most images a non-digits source keeps; `lean`: every sweep two points."""
     cfg = copy.deepcopy(cfg)
     if variants is not None:
         _keep_variants(cfg, variants)
     cfg["results"] = str(results)
     cfg["device"] = "cpu"
     cfg["seeds"] = seeds
-    for scenario in cfg.get("scenarios", {}).values():
+    for name, scenario in cfg.get("scenarios", {}).items():
         if scenario and "seeds" in scenario:
             scenario["seeds"] = _cap_seeds(scenario["seeds"], seeds)
+        for key, cap in SCENARIO_CAPS.get((scenario or {}).get("type", name), {}).items():
+            if scenario is not None and _capped(scenario.get(key, cap + 1), cap):
+                scenario[key] = cap
     for ds in cfg.get("datasets", {}).values():
         model = ds.setdefault("model", {})
         if model.get("arch") not in FIXED_WIDTHS:
@@ -133,12 +163,12 @@ def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, v
         train["epochs"] = min(train.get("epochs", epochs), epochs)
         if ds.get("source") != "digits":  # 60,000-image sources: a stratified subset (the `split` keys)
             split = ds.setdefault("split", {})
-            split["train_size"] = min(split.get("train_size", 1500), 1500)
-            split["test_size"] = min(split.get("test_size", 500), 500)
+            split["train_size"] = min(split.get("train_size", train_size), train_size)
+            split["test_size"] = min(split.get("test_size", test_size), test_size)
     if isinstance(cfg.get("sparse_baseline"), dict) and cfg["sparse_baseline"].get("epochs"):
         cfg["sparse_baseline"]["epochs"] = min(cfg["sparse_baseline"]["epochs"], epochs)
     for run in cfg.get("methods", {}).values():
-        _shrink_run(run, seeds)
+        _shrink_run(run, seeds, lean)
     xs = cfg.get("xs") or {}
     if "tabular" in xs:
         xs["tabular"].update(folds=2, lambdas=[0.0, 1.0], gammas=[0, 10], eg_bounds=[0.05], budgets=[0.1])

@@ -19,16 +19,37 @@ ROOT = Path(__file__).resolve().parents[1]  # the package (this module is in cor
 
 
 def module_file(name: str) -> Path | None:
-    """The source file of module `name` of this package (a package's __init__.py), or None."""
+    """The source file of module `name` of this package (a package's __init__.py), or of a plugin package that
+    registers methods or scenarios through entry points (core.registry), or None."""
     parts = name.split(".")
     if parts[0] != PACKAGE:
-        return None
+        return _plugin_file(name) if parts[0] in _plugin_roots() else None
     base = ROOT.joinpath(*parts[1:])
     if base.with_suffix(".py").is_file():
         return base.with_suffix(".py")
     if (base / "__init__.py").is_file():
         return base / "__init__.py"
     return None
+
+
+@lru_cache(maxsize=None)
+def _plugin_roots() -> frozenset[str]:
+    from .registry import plugin_roots
+
+    return plugin_roots()
+
+
+@lru_cache(maxsize=None)
+def _plugin_file(name: str) -> Path | None:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
 
 
 def _is_package(name: str) -> bool:
@@ -90,7 +111,7 @@ def closure(*names: str) -> list[str]:
         if name in seen:
             continue
         if module_file(name) is None:
-            raise ValueError(f"{name}: not a module of the {PACKAGE} package")
+            raise ValueError(f"{name}: not a module of the {PACKAGE} package or of a registered plugin")
         seen.add(name)
         todo.extend(_parse(name)[1])
     return sorted(seen)

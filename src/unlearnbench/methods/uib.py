@@ -88,7 +88,7 @@ def uib_penalty(model, data, idx_f, layer_prev: list, anchor: list, params, beta
     The gradient-norm term R^(l) needs a counterfactual z̃ (bias scenario). In removal (no z̃) it is left out:
     there ℓ_KL = ℓ(z) and ‖∇ℓ(z)‖² is smallest where the model fits z (≈ 0 at the original model), so it
     would pull the model back toward memorising the forget set, against the unlearning it regularises; with
-    SR's max step raising ℓ(z) it grew 10× per iteration and its descent step collapsed the model (issue 5,
+    SR's max step raising ℓ(z) it grew 10× per iteration and its descent step collapsed the model (an earlier version,
     docs/methods.md)."""
     kl = 0.5 * sum(((p - a) ** 2).sum() for p, a in zip(layer_prev, anchor))
     if data.forget_counterfactual is None:

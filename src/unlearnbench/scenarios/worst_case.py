@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.errors import ConfigError, SizeError
 from ..core.knobs import knob
 from .base import Built, Scenario, register
 
@@ -65,6 +66,17 @@ class WorstCase(Scenario):
         n: int = knob(50, low=1, help="samples forgotten (JiT: 50)")
         reference_seed: int = knob(0, low=0, help="the baseline whose attack ranks the samples (fixed across seeds)")
         retain: str = knob("rest", choices=("rest", "other_classes"), help="see the module docstring")
+
+    def plan(self, options, dataset, dataset_cfg, sizes, where):
+        c = options.forget_class
+        if c >= sizes.n_classes:
+            raise ConfigError(f"{where}.forget_class: {c} is not a class of dataset {dataset}, whose classes are "
+                              f"0..{sizes.n_classes - 1}")
+        available = int(sizes.train[c])
+        if options.n > available:
+            raise SizeError(f"{where}.n: {options.n} samples of class {c}, and dataset {dataset} will have "
+                            f"{available} training images of that class; give n <= {available}, or use more data")
+        return options.n
 
     def evaluation_of(self, options) -> str:
         return "class" if options.retain == "other_classes" else "sample"

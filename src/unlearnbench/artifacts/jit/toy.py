@@ -10,7 +10,7 @@ model had to bend its boundary around). For each, four models:
   retrain    trained again from the same initialisation without the point (the gold standard);
   JiT        the registered `jit` method (methods/jit.py, through its public interface: build_method + unlearn on
              the forget point alone), with the knobs TOY_KNOBS; several noise draws (TOY_DRAWS generator seeds),
-             because on a memorised point JiT's outcome is bimodal over draws (issue 12): the panel overlays every
+             because on a memorised point JiT's outcome is bimodal over draws: the panel overlays every
              draw's boundary and states how many flip the point's prediction;
   mislabel   the original trained on the forget point alone with the other label (plain SGD, JiT's learning rate
              and number of steps): "naively training to mislabel".

@@ -1,0 +1,2 @@
+"""An example plugin package for unlearnbench: its modules register methods through the `unlearnbench.methods`
+entry-point group (pyproject.toml)."""
