@@ -29,6 +29,9 @@ DOWNLOADING = ["paper_uib", "paper_jit", "paper_xs"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 METRICS_SEEN: dict[str, set[str]] = {}  # config -> the metrics its summary/runs.csv holds
+# metrics that compare a run with the oracles of the *other* seeds: none at one seed (the miniature's); the 3-seed
+# workflow run of tests/test_workflow.py checks that they are in its summary
+SEVERAL_SEEDS = {"oracle_rank_deviation", "oracle_outside_share", "oracle_margin_ks"}
 
 
 def readme_metrics() -> set[str]:
@@ -73,4 +76,5 @@ def test_readme_lists_exactly_the_metrics_the_summaries_hold():
     seen = set().union(*METRICS_SEEN.values())
     documented = readme_metrics()
     assert seen - documented == set(), f"in runs.csv but not in README's metric table: {sorted(seen - documented)}"
-    assert documented - seen == set(), f"in README's metric table but in no summary: {sorted(documented - seen)}"
+    assert documented - seen - SEVERAL_SEEDS == set(), \
+        f"in README's metric table but in no summary: {sorted(documented - seen - SEVERAL_SEEDS)}"

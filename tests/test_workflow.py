@@ -164,6 +164,16 @@ def assert_table_not_degenerate(table: str, max_mia_std: float = 30.0) -> None:
             seen[key] = cells[1:3]
 
 
+def test_the_several_seed_metrics_of_readmes_table_are_in_a_multi_seed_summary(completed):
+    """README's metric table is checked against one-seed runs in tests/test_configs.py; the metrics that compare a
+    run with the other seeds' oracles exist only with several seeds: here (SEEDS seeds)."""
+    from test_configs import SEVERAL_SEEDS, readme_metrics
+
+    workdir, _, _ = completed
+    metrics = set(pd.read_csv(workdir / "results" / "summary" / "runs.csv").metric)
+    assert SEVERAL_SEEDS <= readme_metrics() and SEVERAL_SEEDS <= metrics, SEVERAL_SEEDS - metrics
+
+
 def test_snakemake_report_holds_every_figure_and_table(completed):
     """`snakemake --report report.html` (README): one self-contained page with every report(...) output."""
     workdir, config, cfg = completed
