@@ -6,9 +6,7 @@ download MNIST, CIFAR, Adult or CelebA run on archives built in the test: tests/
 metric table is checked against the metrics these runs' summaries hold. Every snakemake call has a timeout."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,9 +17,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "slurm"))
-from scaled import miniature  # noqa: E402
+from scaled import miniature, run_to_completion  # noqa: E402
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist (.ci/run installs it)
 NO_DOWNLOAD = ["uib_digits", "uib_bias_strength", "paper_uib_methods", "tune_digits", "jit_digits", "xs_digits",
                "fashion_mnist", "uib_fashion_mnist", "uib_fashion_bias_strength", "jit_fashion_mnist"]
@@ -55,14 +52,8 @@ def test_a_shipped_config_runs_end_to_end_at_miniature_scale(name, tmp_path):
         pytest.skip(f"{FASHION} is missing: apt-get install dataset-fashion-mnist")
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump(miniature(source, tmp_path / "results", variants=2)))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     t0 = time.monotonic()
-    run = subprocess.run(["timeout", "-s", "INT", "-k", "30", "1200", *SNAKEMAKE, "--cores", "2", "--configfile",
-                          str(config)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=1300)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
-    dry = subprocess.run([*SNAKEMAKE, "-n", "--configfile", str(config)], cwd=ROOT, capture_output=True, text=True,
-                         env=env, timeout=300)
-    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+    run_to_completion(config, ROOT, ROOT / "src", 1200)
     assert list((tmp_path / "results" / "paper").iterdir()), "no paper artifact was made"
     METRICS_SEEN[name] = set(pd.read_csv(tmp_path / "results" / "summary" / "runs.csv").metric)
     print(f"\n{name} at miniature scale: {time.monotonic() - t0:.0f} s")

@@ -7,9 +7,7 @@ only. One `snakemake --cores 2` invocation finishes with rc 0, every paper artif
 `snakemake -n` has nothing to do. Every snakemake call has a timeout."""
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,9 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "slurm")]
 import archives  # noqa: E402
-from scaled import miniature  # noqa: E402
+from scaled import miniature, run_to_completion  # noqa: E402
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 WORKFLOW = ("Snakefile", "config.yaml", "rules", "workflow_scripts", "config", "envs", "report", "slurm", "profiles")
 # what each paper's artifacts must include (file names in results/paper/)
 EXPECTED = {
@@ -80,14 +77,8 @@ def test_a_downloading_paper_config_runs_end_to_end_on_built_archives(name, work
     cfg["data"] = {"mirror": str(mirror), "download_dir": str(base / f"downloads_{name}")}
     config = base / f"{name}.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PYTHONPATH": str(wf / "src")}
     t0 = time.monotonic()
-    run = subprocess.run(["timeout", "-s", "INT", "-k", "30", "1500", *SNAKEMAKE, "--cores", "2", "--configfile",
-                          str(config)], cwd=wf, capture_output=True, text=True, env=env, timeout=1600)
-    assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
-    dry = subprocess.run([*SNAKEMAKE, "-n", "--configfile", str(config)], cwd=wf, capture_output=True, text=True,
-                         env=env, timeout=300)
-    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+    run_to_completion(config, wf, wf / "src", 1500)
     made = {p.name for p in (results / "paper").iterdir()}
     assert set(EXPECTED[name]) <= made, sorted(set(EXPECTED[name]) - made)
     print(f"\n{name} at miniature scale on built archives: {time.monotonic() - t0:.0f} s, {len(made)} artifacts")

@@ -180,6 +180,24 @@ def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, v
     return cfg
 
 
+def run_to_completion(config: Path, workdir: Path, src: Path, seconds: int) -> None:
+    """One `snakemake --cores 2` invocation of `config` in `workdir` with the package in `src` (killed after
+    `seconds`): asserts rc 0, then that `snakemake -n` has nothing to do."""
+    import os
+    import subprocess
+    import sys
+
+    snakemake = [sys.executable, "-m", "snakemake"]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    run = subprocess.run(["timeout", "-s", "INT", "-k", "30", str(seconds), *snakemake, "--cores", "2",
+                          "--configfile", str(config)], cwd=workdir, capture_output=True, text=True, env=env,
+                         timeout=seconds + 100)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-5000:]
+    dry = subprocess.run([*snakemake, "-n", "--configfile", str(config)], cwd=workdir, capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+
+
 def scaled_default(results: str | Path, seeds: int = 1) -> dict:
     return miniature(yaml.safe_load((ROOT / "config.yaml").read_text()), results, seeds)
 
