@@ -220,7 +220,8 @@ def barycenter_figure(*, images_npz: str, pdf: str, png: str) -> None:
                                     va="center", fontsize=9)
         axes[top, n // 2].set_title(f"group Z = {g} → barycenter → group Z = {1 - g}", fontsize=9)
     s = meta["settings"]
-    fig.suptitle(f"Barycenter images ({s['source']}, {meta['solver']} OT in pixel space; colour probe accuracy "
+    probe = f"{s['attribute']} (Z) probe" if s.get("source") == "celeba" else "colour (Z) probe"
+    fig.suptitle(f"Barycenter images ({s['source']}, {meta['solver']} OT in pixel space; {probe} accuracy "
                  f"{meta['probe_acc_x']:.2f} on X, {meta['probe_acc_bary']:.2f} on Bary(X))", fontsize=9, y=0.995)
     _save(fig, pdf, png)
     plt.close(fig)
