@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 
 from dataclasses import dataclass, field
 
@@ -350,8 +351,7 @@ def _scenario_tuning(config: dict, scenario_types: dict) -> dict:
                 raise ConfigError(f"{where}.tune_request: expected a mapping of the scenario's options, got "
                                   f"{request!r}")
             cls, options = make_options(name, entry, where)
-            tuned = make_options(name, {**{k: v for k, v in entry.items() if k not in SCENARIO_TUNING_KEYS},
-                                        **request}, f"{where}.tune_request")[1]
+            tuned = tuning_options(name, entry)
             cls().check_tuning(options, tuned, set(request), f"{where}.tune_request")
         if tuned_by is not None:
             if tuned_by not in config["scenarios"] or tuned_by == name:
@@ -528,22 +528,21 @@ def job_resources(config: dict, kind: str) -> dict:
     return res
 
 
-def _schema_default(*path: str):
-    """The default config/schema.yaml gives the key at `path` (the one place defaults live)."""
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
+    import yaml
+
     from .validation import SCHEMA
 
-    global _SCHEMA
-    if _SCHEMA is None:
-        import yaml
+    return yaml.safe_load(SCHEMA.read_text())
 
-        _SCHEMA = yaml.safe_load(SCHEMA.read_text())
-    node = _SCHEMA
+
+def _schema_default(*path: str):
+    """The default config/schema.yaml gives the key at `path` (the one place defaults live)."""
+    node = _schema()
     for key in path:
         node = node["properties"][key]
     return copy.deepcopy(node.get("default"))
-
-
-_SCHEMA = None
 
 
 def _setting(config: dict, *path: str):
@@ -608,10 +607,17 @@ def _dataset_plan(config: dict, name: str, ds: dict) -> None:
                             f"{MIN_EVAL_IMAGES}: forget more "
                             f"({where}) or use more data (datasets.{name}.split.train_size)")
         if n_forget is not None and _tuned_here(config, scenario):
-            entry = config["scenarios"][scenario] or {}
-            tuning = make_options(scenario, {**{k: v for k, v in entry.items() if k not in SCENARIO_TUNING_KEYS},
-                                             **(entry.get("tune_request") or {})}, f"{where}.tune_request")[1]
+            tuning = tuning_options(scenario, config["scenarios"][scenario] or {})
             cls().plan_tuning(tuning, n_forget, name, sizes, f"{where}.tune_request")
+
+
+def tuning_options(name: str, entry: dict):
+    """Scenario `name`'s tuning request options: its config entry's options updated by `tune_request`, validated
+    (ConfigError naming scenarios.<name>.tune_request)."""
+    from ..scenarios import make_options
+
+    options = {k: v for k, v in entry.items() if k not in SCENARIO_TUNING_KEYS}
+    return make_options(name, {**options, **(entry.get("tune_request") or {})}, f"scenarios.{name}.tune_request")[1]
 
 
 def _tuned_here(config: dict, scenario: str) -> bool:
