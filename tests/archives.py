@@ -37,9 +37,11 @@ def _balanced_labels(n_classes: int, per_class: int, rng) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------------- MNIST (IDX)
 
-def _write_idx_gz(path: Path, array: np.ndarray, magic: int) -> None:
+def write_idx_gz(path: Path, array: np.ndarray, magic: int, compresslevel: int = 9) -> None:
+    """One IDX file, gzipped; mtime=0 makes the bytes (and so the MD5) reproducible."""
     header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), compresslevel=6, mtime=0))
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), compresslevel=compresslevel,
+                                   mtime=0))
 
 
 def mnist_arrays(train_per_class: int, test_per_class: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -68,7 +70,7 @@ def mnist_arrays(train_per_class: int, test_per_class: int, seed: int = 0) -> di
 def write_mnist(folder: Path, train_per_class: int, test_per_class: int) -> dict:
     arrays = mnist_arrays(train_per_class, test_per_class)
     for name, filename in IDX_FILES.items():
-        _write_idx_gz(folder / filename, arrays[name], 2051 if name.startswith("x_") else 2049)
+        write_idx_gz(folder / filename, arrays[name], 2051 if name.startswith("x_") else 2049)
     return {"split_sizes": {"train": len(arrays["y_train"]), "test": len(arrays["y_test"])},
             "class_counts": {"train": [train_per_class] * 10, "test": [test_per_class] * 10},
             "md5": {f: md5_of(folder / f) for f in IDX_FILES.values()}}
@@ -89,16 +91,23 @@ def _cifar_images(labels: np.ndarray, n_classes: int, rng) -> np.ndarray:
     return images
 
 
-def _rows(images: np.ndarray) -> np.ndarray:
+def hwc_to_rows(images: np.ndarray) -> np.ndarray:
     """Upstream stores an image as 3,072 bytes: the R plane, then G, then B."""
     return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
 
 
-def _member(tar: tarfile.TarFile, name: str, obj) -> None:
-    payload = pickle.dumps(obj, protocol=2)
+def pickle_bytes(obj) -> bytes:
+    return pickle.dumps(obj, protocol=2)
+
+
+def add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(payload)
     tar.addfile(info, io.BytesIO(payload))
+
+
+def _member(tar: tarfile.TarFile, name: str, obj) -> None:
+    add_member(tar, name, pickle_bytes(obj))
 
 
 def write_cifar10(folder: Path, train_per_class: int, test_per_class: int, class_names) -> dict:
@@ -111,9 +120,10 @@ def write_cifar10(folder: Path, train_per_class: int, test_per_class: int, class
         for b, rows in enumerate(batches):
             _member(tar, f"cifar-10-batches-py/data_batch_{b + 1}", {
                 b"batch_label": f"training batch {b + 1} of 5".encode(), b"labels": [int(v) for v in y_train[rows]],
-                b"data": _rows(x_train[rows]), b"filenames": [b"img.png"] * len(rows)})
+                b"data": hwc_to_rows(x_train[rows]), b"filenames": [b"img.png"] * len(rows)})
         _member(tar, "cifar-10-batches-py/test_batch", {
-            b"batch_label": b"testing batch 1 of 1", b"labels": [int(v) for v in y_test], b"data": _rows(x_test),
+            b"batch_label": b"testing batch 1 of 1", b"labels": [int(v) for v in y_test],
+            b"data": hwc_to_rows(x_test),
             b"filenames": [b"img.png"] * len(y_test)})
         _member(tar, "cifar-10-batches-py/batches.meta", {
             b"num_cases_per_batch": len(batches[0]), b"label_names": [n.encode() for n in class_names],
@@ -139,7 +149,8 @@ def write_cifar100(folder: Path, train_per_class: int, test_per_class: int, clas
         for split, (x, y, coarse) in splits.items():
             _member(tar, f"cifar-100-python/{split}", {
                 b"filenames": [b"img.png"] * len(y), b"batch_label": split.encode(),
-                b"fine_labels": [int(v) for v in y], b"coarse_labels": [int(v) for v in coarse], b"data": _rows(x)})
+                b"fine_labels": [int(v) for v in y], b"coarse_labels": [int(v) for v in coarse],
+                b"data": hwc_to_rows(x)})
         _member(tar, "cifar-100-python/meta", {b"fine_label_names": [n.encode() for n in class_names],
                                                b"coarse_label_names": [n.encode() for n in coarse_names]})
     path = folder / "cifar-100-python.tar.gz"

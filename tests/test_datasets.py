@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import hashlib
 import http.server
 import io
 import json
-import pickle
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from archives import IDX_FILES, add_member, hwc_to_rows, md5_of, pickle_bytes, write_idx_gz
 from unlearnbench.datasets import (
     DATASETS,
     DatasetError,
@@ -36,28 +35,11 @@ from unlearnbench.datasets import (
     prepare_dataset,
 )
 
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte.gz",
-    "y_train": "train-labels-idx1-ubyte.gz",
-    "x_test": "t10k-images-idx3-ubyte.gz",
-    "y_test": "t10k-labels-idx1-ubyte.gz",
-}
 SMALL_SPLITS = {"train": 6, "test": 4}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 # --------------------------------------------------------------------------- helpers
-
-def md5_of(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def write_idx_gz(path: Path, array: np.ndarray, magic: int, compresslevel: int = 9) -> None:
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    # mtime=0 makes the gzip bytes deterministic, so MD5s are reproducible.
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(),
-                                   compresslevel=compresslevel, mtime=0))
-
 
 def make_idx_arrays(seed: int = 0, image_shape=(28, 28)) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -89,21 +71,6 @@ def idx_spec_by_content(base: str, arrays: dict[str, np.ndarray]) -> DatasetSpec
         DATASETS[base], split_sizes=SMALL_SPLITS,
         content_sha256={name: array_sha256(array) for name, array in arrays.items()})
     return spec.with_archive_md5s({f: "0" * 32 for f in IDX_FILES.values()})
-
-
-def pickle_bytes(obj) -> bytes:
-    return pickle.dumps(obj, protocol=2)
-
-
-def add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(payload)
-    tar.addfile(info, io.BytesIO(payload))
-
-
-def hwc_to_rows(images: np.ndarray) -> np.ndarray:
-    """Upstream stores each image as 3072 bytes: the R plane, then G, then B."""
-    return images.transpose(0, 3, 1, 2).reshape(len(images), -1)
 
 
 def make_cifar_arrays(seed: int, class_count: int, coarse_count: int = 0) -> dict[str, np.ndarray]:
