@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from test_conformance import FAST  # the one table of fast knobs
 from unlearnbench.evaluation import evaluate
 from unlearnbench.config.plan import parse
 from unlearnbench.core.errors import ConfigError
@@ -223,9 +224,6 @@ class _RetainRaises(UnlearnData):
         return super().__getattr__(name)
 
 
-SMALL = {"jit": {"n_perturbations": 3}, "boundary_shrink": {"epochs": 1},
-         "gkt": {"pseudo_batches": 2, "batch_size": 16, "student_steps": 2, "threshold": 1.0},
-         "emmn": {"noise_copies": 2, "forget_noise_steps": 2, "retain_noise_steps": 2, "epochs": 1}}
 
 
 @pytest.mark.parametrize("name", sorted(ZERO_SHOT))
@@ -245,7 +243,7 @@ def test_zero_shot_method_runs_with_retain_access_raising(name, full_class_setup
                            retain=engine.to_device(*request.retain_set(data), torch.device("cpu")))
     with pytest.raises(AssertionError, match="retain"):
         inputs.retain
-    build_method(name, SMALL[name]).unlearn(model, inputs, _ctx())
+    build_method(name, FAST[name]).unlearn(model, inputs, _ctx())
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from conftest import INFLUENCE_ACTING
+from test_conformance import FAST
 from unlearnbench.evaluation import evaluate
 from unlearnbench.methods import (REGISTRY, ConfigError, UndeclaredReadError, UnlearnContext, UnlearnData,
                                   build_method, make_knobs)
@@ -74,9 +75,7 @@ def test_method_reads_only_declared_data(name, random_setup):
     data = ExperimentData.load(random_setup.data)
     request = ForgetRequest.load(random_setup.request)
     model, _ = load_model(str(random_setup.baseline), data, torch.device("cpu"))
-    small = {"finetune": {"epochs": 1}, "gradient_ascent": {"epochs": 1}, "influence": {"depth": 3, "power_iters": 2, "power_sample": 64},
-             "jit": {"n_perturbations": 2}}[name]
-    method = build_method(name, small)
+    method = build_method(name, FAST[name])  # the one table of fast knobs (tests/test_conformance.py)
     inputs = method_inputs(method, data, request, torch.device("cpu"))
     assert inputs.declared == method.reads
     for kind in ("forget", "retain", "forget_counterfactual"):
