@@ -97,7 +97,7 @@ def test_onecycle_schedule_shape():
                                                  ("vgg11_bn", 28, 1), ("vit_small", 32, 3), ("vit_small", 28, 1)])
 def test_every_model_runs_forward_and_backward(arch, size, channels):
     model = build_model(arch, in_channels=channels, n_classes=10, mean=[0.5] * channels, std=[0.25] * channels,
-                        width=64 if arch == "resnet18" else 8, image_size=[size, size])  # resnet18: width 64 only
+                        width=8, image_size=[size, size])
     x = torch.randint(0, 256, (4, channels, size, size), dtype=torch.uint8)
     logits = model(x)
     assert logits.shape == (4, 10)

@@ -11,8 +11,8 @@ from unlearnbench.nn.models import ARCHITECTURES, Classifier, build_model
 
 torchvision = pytest.importorskip("torchvision")
 
-# small widths keep the tests fast; resnet18 exists only at 64 (torchvision's fixed widths)
-SMALL_WIDTH = {"small_cnn": 8, "resnet18": 64, "vgg11": 8, "vgg11_bn": 8, "vit_small": 16}
+# small widths keep the tests fast (resnet18 at 64 is checked against torchvision below)
+SMALL_WIDTH = {"small_cnn": 8, "resnet18": 8, "vgg11": 8, "vgg11_bn": 8, "vit_small": 16}
 
 
 def _build(arch, channels=3, size=32, n_classes=10, **kw):
@@ -69,7 +69,7 @@ def test_forward_and_backward_in_train_mode():
 # ------------------------------------------------------------------------------------------ torchvision
 
 def test_resnet18_is_torchvisions_with_the_cifar_stem():
-    model = _build("resnet18", 3, 32)
+    model = _build("resnet18", 3, 32, width=64)
     with torch.device("meta"):
         tv = torchvision.models.resnet18(num_classes=10)
     # the 7x7 stem conv becomes 3x3 (same 64 outputs, no bias); max-pool and everything else unchanged
@@ -78,8 +78,38 @@ def test_resnet18_is_torchvisions_with_the_cifar_stem():
     assert model.features.conv1.kernel_size == (3, 3) and model.features.conv1.stride == (1, 1)
     assert isinstance(model.features.maxpool, nn.Identity) and isinstance(model.features.fc, nn.Identity)
     assert model.head.in_features == 512
-    gray = _build("resnet18", 1, 28)
+    gray = _build("resnet18", 1, 28, width=64)
     assert gray.features.conv1.in_channels == 1 and _n_params(gray) == expected - 64 * 2 * 3 * 3
+
+
+def test_resnet18_at_another_width_is_the_width_k_network_of_torchvision_blocks():
+    """width k: stages at k, 2k, 4k, 8k channels from torchvision's BasicBlock, torchvision's init; the parameter
+    count is the width-64 count's formula at k, and width 64 is torchvision's network bit for bit (same seed)."""
+    def count(k, c=3):  # stem 3x3 conv + BN, 8 BasicBlocks (two 3x3 convs + 2 BN each), 3 downsamples, fc
+        n = c * k * 9 + 2 * k
+        widths = [k, 2 * k, 4 * k, 8 * k]
+        prev = k
+        for i, w in enumerate(widths):
+            n += prev * w * 9 + w * w * 9 + 4 * w + (w * w * 9 + w * w * 9 + 4 * w)
+            if i:
+                n += prev * w + 2 * w
+            prev = w
+        return n + 8 * k * 10 + 10
+    assert count(64) == 11_173_962
+    for k in (8, 16):
+        model = _build("resnet18", 3, 32, width=k)
+        assert _n_params(model) == count(k)
+        assert [model.features.layer1[0].conv1.out_channels, model.features.layer4[1].conv2.out_channels] == [k, 8 * k]
+        assert model.head.in_features == 8 * k
+        w = model.features.layer2[0].conv1.weight  # Kaiming normal, fan_out: std sqrt(2 / (out * 9))
+        assert abs(float(w.std()) - (2 / (w.shape[0] * 9)) ** 0.5) < 0.2 * (2 / (w.shape[0] * 9)) ** 0.5
+    torch.manual_seed(0)
+    a = _build("resnet18", 3, 32, width=64)
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet18(num_classes=10)
+    same = [k for k, v in tv.state_dict().items() if k != "conv1.weight" and not k.startswith("fc.")]
+    assert all(torch.equal(a.features.state_dict()[k], tv.state_dict()[k]) for k in same)
+    assert torch.equal(a.head.weight, tv.fc.weight)
 
 
 def test_vgg11_parameter_counts_follow_torchvision():
@@ -149,7 +179,7 @@ def test_vit_small_is_torchvisions_vision_transformer():
 
 @pytest.mark.parametrize("kwargs,key", [
     ({"arch": "resnet50"}, r"model\.arch"),
-    ({"arch": "resnet18", "width": 32}, r"model\.width.*64"),
+    ({"arch": "resnet18", "width": 0}, r"model\.width"),
     ({"arch": "small_cnn", "width": 0}, r"model\.width"),
     ({"arch": "vgg11", "head": "big"}, r"model\.head"),
     ({"arch": "resnet18", "head": "compact"}, r"model\.head"),

@@ -29,8 +29,8 @@ EXPECTED = {
                  "fig_xs_barycenter.png", "fig_xs_densities.png", "table_uib.tex"],
 }
 
-# per config, what the miniature shrinks further: paper_uib trains ResNet-18 (11 M parameters) in every job, ~35 ms
-# an image and epoch on 2 cores, so its image sources keep 60 training and 50 test images and each β × τ sweep
+# per config, what the miniature shrinks further: paper_uib's jobs are ResNet-18 (at the miniature's width 8, the
+# width-k network of docs/models.md), so its image sources keep 60 training and 50 test images and each β × τ sweep
 # two points (the sensitivity figures and the grid-search tune stage still run)
 OPTIONS = {"paper_uib": {"train_size": 60, "test_size": 50, "lean": True}}
 

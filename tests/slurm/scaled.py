@@ -24,7 +24,6 @@ METHOD_CAPS = {"influence": {"batch_size": 8, "power_iters": 2, "power_sample": 
 METHOD_SET = {"influence": {"scale": 1000.0}}
 # per scenario type: option caps (JiT's worst case forgets 50 of one class; a miniature class has a handful)
 SCENARIO_CAPS = {"worst_case": {"n": 5}}
-FIXED_WIDTHS = {"resnet18": 64}  # architectures whose width is not a knob (config.check_model)
 # small requests so that jobs share the 2-core test cluster (fake GPUs: gres.conf)
 RESOURCES = {"train": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 10},
              "unlearn": {"gpu": 1, "cpus_per_gpu": 1, "mem_mb": 400, "runtime": 5},
@@ -157,8 +156,7 @@ def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, v
                 scenario[key] = cap
     for ds in cfg.get("datasets", {}).values():
         model = ds.setdefault("model", {})
-        if model.get("arch") not in FIXED_WIDTHS:
-            model["width"] = min(model.get("width", 8), 8)
+        model["width"] = min(model.get("width", 8), 8)
         train = ds.setdefault("train", {})
         train["epochs"] = min(train.get("epochs", epochs), epochs)
         if ds.get("source") != "digits":  # 60,000-image sources: a stratified subset (the `split` keys)

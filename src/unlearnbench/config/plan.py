@@ -629,9 +629,8 @@ def _tuned_here(config: dict, scenario: str) -> bool:
                for run in (config.get("methods") or {}).values())
 
 
-# architectures whose widths are fixed (models.resnet18 builds torchvision's ResNet-18 as it is) and those that have a
-# choice of classifier head (models.VGG_HEADS): checked here so that a config error stops before any job
-FIXED_WIDTHS = {"resnet18": 64}
+# architectures that have a choice of classifier head (models.VGG_HEADS): checked here so that a config error stops
+# before any job
 HEAD_ARCHS = ("vgg11", "vgg11_bn")
 
 
@@ -639,11 +638,7 @@ def check_model(name: str, ds: dict) -> None:
     """datasets.<name>.model: what the model builders would refuse inside the training job, refused at config
     time (torch-free)."""
     model = ds.get("model") or {}
-    arch, width = model.get("arch", "small_cnn"), model.get("width")
-    if arch in FIXED_WIDTHS and width is not None and width != FIXED_WIDTHS[arch]:
-        raise ConfigError(f"datasets.{name}.model.width: {arch} has fixed widths, so width must be "
-                          f"{FIXED_WIDTHS[arch]} (got {width}); set it, or choose an architecture with a width "
-                          f"(small_cnn)")
+    arch = model.get("arch", "small_cnn")
     if model.get("head") is not None and arch not in HEAD_ARCHS:
         raise ConfigError(f"datasets.{name}.model.head: only {' and '.join(HEAD_ARCHS)} have a choice of classifier "
                           f"head; remove the key for {arch}")

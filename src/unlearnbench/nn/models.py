@@ -114,22 +114,37 @@ def _kaiming_conv_(conv: nn.Conv2d) -> nn.Conv2d:
 
 
 def resnet18(in_channels: int, n_classes: int, mean, std, *, width: int, image_size=None, head=None) -> Classifier:
-    """torchvision's `resnet18(num_classes=n_classes)` with the CIFAR stem.
+    """torchvision's `resnet18(num_classes=n_classes)` with the CIFAR stem, at stage widths `width`·(1, 2, 4, 8).
 
     `conv1` becomes a 3x3 conv, stride 1, padding 1, no bias, with `in_channels` inputs (Kaiming-normal
     init as torchvision's other convs), and `maxpool` becomes Identity; everything else is torchvision's.
     `features` is the torchvision network with `fc = Identity` (its forward ends with the flattened
-    average-pooled 512-vector), `head` is its `fc`. Only width 64: torchvision's ResNet has fixed widths
-    (`width_per_group` scales Bottleneck blocks only; BasicBlock rejects anything but 64).
+    average-pooled 8·width-vector), `head` is its `fc`. Width 64 is torchvision's network itself (64-128-256-512;
+    bit for bit under a fixed seed). Another width is the width-k ResNet-18 of Nakkiran et al. (Deep Double
+    Descent, 2019): the same network with its four stages at k, 2k, 4k, 8k channels, built from torchvision's own
+    `BasicBlock`s by its `_make_layer` and initialised as torchvision initialises them (`width_per_group` cannot do
+    this: it scales Bottleneck blocks only).
     """
     _no_head_choice("resnet18", head)
-    if width != 64:
-        raise ValueError(f"model.width: resnet18 is torchvision's ResNet-18, whose widths are fixed "
-                         f"(64-128-256-512); set model.width: 64 (got {width})")
+    if not isinstance(width, int) or width < 1:
+        raise ValueError(f"model.width: resnet18's stage widths are width·(1, 2, 4, 8); width must be a positive "
+                         f"integer (64 is torchvision's network; got {width!r})")
     tv = _torchvision_models()
     normalize = Normalize(mean, std)
     net = tv.resnet18(num_classes=n_classes)
-    net.conv1 = _kaiming_conv_(nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False))
+    if width != 64:
+        block = tv.resnet.BasicBlock
+        net.inplanes = width
+        net.bn1 = nn.BatchNorm2d(width)
+        net.layer1 = net._make_layer(block, width, 2)
+        net.layer2 = net._make_layer(block, 2 * width, 2, stride=2)
+        net.layer3 = net._make_layer(block, 4 * width, 2, stride=2)
+        net.layer4 = net._make_layer(block, 8 * width, 2, stride=2)
+        net.fc = nn.Linear(8 * width, n_classes)
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                _kaiming_conv_(m)
+    net.conv1 = _kaiming_conv_(nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False))
     net.maxpool = nn.Identity()
     fc, net.fc = net.fc, nn.Identity()
     return Classifier(normalize, net, fc)
