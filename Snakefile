@@ -89,6 +89,7 @@ include: "rules/report.smk"
 include: "rules/xs.smk"
 include: "rules/tune.smk"
 include: "rules/jit.smk"
+include: "rules/population.smk"
 
 
 rule all:
@@ -98,3 +99,4 @@ rule all:
         XS_OUTPUTS,
         TUNING_ARTIFACTS,
         rules.jit_paper.input,
+        POPULATION_OUTPUTS,

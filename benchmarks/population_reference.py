@@ -7,6 +7,8 @@
   more than one element is ambiguous" on every example that reaches it, so the released function cannot run.
 - data-unlearning-bench's compute_binned_KL_div (RoyRin/data-unlearning-bench @ eb261f9, unlearning_bench/eval.py),
   KLoM's per-example KL, called whole.
+- bad-teaching-unlearning's JSDiv (vikram2000b/bad-teaching-unlearning @ f1aa988, metrics.py), as its
+  UnLearningScore (ZRF) calls it: 1 - JSDiv(softmax(model), softmax(incompetent teacher)) on the forget set.
 
 Inputs are synthetic populations drawn from a fixed seed per case (Gaussian confidences with known separation,
 a near-constant "peaky" population, heavy ties, raw logits for the confidence transform). Printed: per case the
@@ -16,8 +18,9 @@ neither checkout).
 
   git -C /work/.mirror/google-deepmind+unlearning_evaluation/repo show ffae0ff:metric.py > /tmp/ref_metric.py
   git -C /work/.mirror/RoyRin+data-unlearning-bench/repo show eb261f9:unlearning_bench/eval.py > /tmp/ref_eval.py
+  git -C /work/.mirror/vikram2000b+bad-teaching-unlearning/repo show f1aa988:metrics.py > /tmp/ref_zrf.py
   PYTHONPATH=src python benchmarks/population_reference.py --metric /tmp/ref_metric.py --klom /tmp/ref_eval.py \
-      --pin tests/data/population_reference.json
+      --zrf /tmp/ref_zrf.py --pin tests/data/population_reference.json
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from unlearnbench.evaluation import population as ours
 
 CHALLENGE_COMMIT = "ffae0ff"
 KLOM_COMMIT = "eb261f9"
+ZRF_COMMIT = "f1aa988"
 
 # name -> (models, examples, shift of the unlearned population in s.d., unlearned s.d. scale, seed)
 CASES = {
@@ -66,6 +70,13 @@ def logits_case(seed: int = 11, n: int = 64, classes: int = 10) -> tuple[np.ndar
     return logits, rng.integers(0, classes, n)
 
 
+def zrf_case(seed: int, scale: float, n: int = 50, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(model logits, incompetent-teacher logits), float32, as the forget-set outputs of the two models."""
+    rng = np.random.default_rng(seed)
+    model = (rng.standard_normal((n, classes)) * scale).astype(np.float32)
+    return model, (rng.standard_normal((n, classes)) * 0.1).astype(np.float32)
+
+
 def load_metric(path: str) -> types.ModuleType:
     text = open(path).read()
     assert text.count("assert thr_eps,") == 1, "not metric.py @ ffae0ff"
@@ -90,12 +101,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--metric", required=True, help="metric.py of google-deepmind/unlearning_evaluation @ ffae0ff")
     parser.add_argument("--klom", required=True, help="unlearning_bench/eval.py of RoyRin/data-unlearning-bench")
+    parser.add_argument("--zrf", required=True, help="metrics.py of vikram2000b/bad-teaching-unlearning @ f1aa988")
     parser.add_argument("--pin", help="write the reference outputs here (JSON)")
     args = parser.parse_args(argv)
     torch.Tensor.cuda = lambda self, *a, **k: self  # the reference's .cuda() calls: no GPU here
     ref, ref_klom = load_metric(args.metric), load_klom(args.klom)
 
-    pinned = {"challenge_commit": CHALLENGE_COMMIT, "klom_commit": KLOM_COMMIT, "cases": {}}
+    pinned = {"challenge_commit": CHALLENGE_COMMIT, "klom_commit": KLOM_COMMIT, "zrf_commit": ZRF_COMMIT,
+              "cases": {}}
     print(f"challenge metric.py @ {CHALLENGE_COMMIT} (cuda no-op, `assert len(thr_eps)`); KLoM eval.py @ {KLOM_COMMIT}")
     for case in CASES:
         unlearned, retrained = population(case)
@@ -119,6 +132,16 @@ def main(argv=None) -> None:
     conf = ours.logit_scaled_confidence(logits, labels)
     print(f"logit-scaled confidence: max |diff| {np.abs(ref_conf - conf).max():.3g}")
     pinned["confidence"] = np.asarray(ref_conf, np.float64).tolist()
+    zrf_module = types.ModuleType("reference_zrf")
+    exec(compile(open(args.zrf).read(), args.zrf, "exec"), zrf_module.__dict__)
+    pinned["zrf"] = []
+    for seed, scale in ((12, 1.0), (13, 8.0), (14, 0.05)):
+        model, teacher = zrf_case(seed, scale)
+        soft = torch.nn.functional.softmax
+        ref_zrf = float(1 - zrf_module.JSDiv(soft(torch.from_numpy(model), dim=1), soft(torch.from_numpy(teacher), dim=1)))
+        print(f"ZRF (scale {scale}): ref {ref_zrf:.9f} ours {ours.zrf(model, teacher):.9f} "
+              f"|diff| {abs(ref_zrf - ours.zrf(model, teacher)):.3g}")
+        pinned["zrf"].append({"seed": seed, "scale": scale, "value": ref_zrf})
     if args.pin:
         with open(args.pin, "w") as f:
             json.dump(pinned, f, indent=1)

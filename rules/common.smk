@@ -222,3 +222,36 @@ def jit_scenario_runs(wildcards):
             for seed in PLAN.seeds_of(s)
             for run in references(s) + [r for r in PLAN.runs_for(s) if PLAN.runs[r].sweep_of is None]]
     return {"runs": [f"{d}/run.json" for d in dirs], "outputs": [f"{d}/outputs.npz" for d in dirs]}
+
+
+# the population stage (rules/population.smk; PLAN.population)
+POP = PLAN.population
+
+
+def population_members(dataset, scenario, run):
+    """The outputs of a run's N unlearned members."""
+    n = POP["size"]
+    if POP["protocol"] == "shadow":
+        return [f"{RESULTS}/{dataset}/{scenario}/seed{k}/{run}/outputs.npz" for k in range(n)]
+    return [f"{RESULTS}/{dataset}/{scenario}/population/{run}/member{k}/outputs.npz" for k in range(n)]
+
+
+def population_runs(wildcards):
+    return next(e["runs"] for e in POP["experiments"]
+                if (e["dataset"], e["scenario"]) == (wildcards.dataset, wildcards.scenario))
+
+
+def seed0(wildcards):
+    """The member's wildcards as the seed-0 run's (its starting model, under the challenge protocol)."""
+    return SimpleNamespace(dataset=wildcards.dataset, scenario=wildcards.scenario, run=wildcards.run, seed="0")
+
+
+def population_outputs():
+    if POP is None:
+        return []
+    out = []
+    for e in POP["experiments"]:
+        stem = f"{e['dataset']}_{e['scenario']}"
+        out += [f"{RESULTS}/paper/table_forget_quality_{stem}.tex", f"{RESULTS}/paper/fig_ulira_roc_{stem}.png",
+                f"{RESULTS}/paper/fig_forget_epsilon_{stem}.png"]
+    return out

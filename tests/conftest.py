@@ -15,7 +15,7 @@ INFLUENCE_ACTING = {"scale": 50.0, "damping": 0.02, "depth": 100}  # effective r
 
 def uib_part(config: dict) -> dict:
     """The UIB part of the embedded default (its digits_c / bias and digits / random experiments and the runs on
-    them; no JiT datasets, JiT artifacts, Xu & Strohmer stage or tuning, and IF at fixed acting knobs in place of
+    them; no JiT datasets, JiT artifacts, Xu & Strohmer stage, population stage or tuning, and IF at fixed acting knobs in place of
     the damping the tune stage would choose): what the workflow tests run at 3 seeds,
     since the whole default at 3 seeds would take most of the suite's time (the JiT, tuning and Xu & Strohmer
     stages have their own workflow tests)."""
@@ -40,6 +40,7 @@ def uib_part(config: dict) -> dict:
     config["methods"] = methods
     config.pop("xs", None)
     config.pop("artifacts", None)
+    config.pop("population", None)  # the population stage has its own workflow test (test_population_workflow.py)
     return config
 
 

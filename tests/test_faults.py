@@ -343,6 +343,13 @@ BAD_CONFIGS = [
      "scenarios.one.forget_class: 12 is not a class of dataset digits"),
     ("background colour on RGB", _config(lambda c: c["datasets"].update(
         cifar={"source": "cifar10", "scenarios": ["bias"]})), "datasets.cifar.colour.mode"),
+    ("population of 2 models", _config(lambda c: c.update(population={"scenarios": ["random"], "size": 2})),
+     "population.size"),
+    ("population method not a run", _config(lambda c: c.update(population={"scenarios": ["random"],
+                                                                          "methods": ["negrad"]})),
+     "population.methods: 'negrad' is not a run under `methods`"),
+    ("population scenario not configured", _config(lambda c: c.update(population={"scenarios": ["full_class"]})),
+     "population.scenarios: 'full_class' is not a configured scenario"),
     ("unknown top-level key", _config(lambda c: c.update(colour_mode="patch")), "colour_mode: unknown key"),
     ("key given twice", TINY_TEXT + "seeds: 2\n", "tiny.yaml, line"),
     ("YAML error in config.yaml", None, f"config.yaml, line {_after_seeds_line()}, column"),

@@ -380,7 +380,9 @@ DEFAULT_ARTIFACTS = ["paper/table_uib.tex", "paper/table_jit_full_class.tex", "p
                      "paper/table_xs_frontier.tex", "paper/fig_metrics.png", "paper/fig_bias_trace.png",
                      "paper/fig_jit_runtime.png", "paper/fig_jit_entropy_full_class.png", "paper/fig_jit_toy.png",
                      "paper/fig_xs_frontier.png", "paper/fig_xs_mnist_trajectories.png", "paper/fig_xs_barycenter.png",
-                     "paper/fig_xs_densities.png", "summary/runs.csv", "summary/summary.csv", "summary/stats.csv"]
+                     "paper/fig_xs_densities.png", "paper/table_forget_quality_digits_random_n.tex",
+                     "paper/fig_ulira_roc_digits_random_n.png", "paper/fig_forget_epsilon_digits_random_n.png",
+                     "summary/runs.csv", "summary/summary.csv", "summary/stats.csv"]
 PREEMPTED = "digits_c/baseline/seed0/model.pt"  # the baseline of the dataset with the Sparsity runs: it keeps a rewind state
 BASELINE_COMMENT = "rule_baseline_wildcards_digits_c_0"
 
@@ -403,7 +405,7 @@ def preempt_baseline(cluster: Cluster, results: Path, found: dict, stop: threadi
 
 def test_the_default_shape_completes_in_one_invocation_and_a_preempted_baseline_resumes(cluster, tmp_path):
     """The embedded default scaled down (tests/slurm/scaled.py: the tune stage, both JiT tables, the Xu & Strohmer
-    stage, Sparsity and UIB runs) through the project's profile: ONE invocation completes every target with rc 0,
+    stage, Sparsity and UIB runs, the population stage at N = 3) through the project's profile: ONE invocation completes every target with rc 0,
     after which `snakemake -n` has nothing to do (before: KeyError after the tune checkpoints, then a second run
     that exited 0 with no tables). The digits_c baseline is scancel'ed mid-training after its rewind epoch; the
     profile's retries resubmit it, it resumes from its epoch checkpoint, and its model and rewind state equal a local

@@ -136,6 +136,9 @@ def _keep_variants(cfg: dict, variants: int) -> None:
     uib = (cfg.get("artifacts") or {}).get("uib") or {}
     if "scenarios" in uib:
         uib["scenarios"] = [s for s in uib["scenarios"] if s in kept]
+    population = cfg.get("population") or {}
+    if "scenarios" in population:
+        population["scenarios"] = [s for s in population["scenarios"] if s in kept] or [next(iter(kept))]
 
 
 def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, variants: int | None = None,
@@ -174,6 +177,10 @@ def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, v
         xs["trajectories"].update(train_epochs=3, trials=1)
     if "barycenter" in xs:
         xs["barycenter"].update(n_per_group=min(xs["barycenter"].get("n_per_group", 16), 16), image_size=16)
+    if cfg.get("population"):  # the smallest population U-LiRA fits (3 models each; 6 retrained for the ceiling)
+        cfg["population"].update(size=min(cfg["population"].get("size", 3), 3),
+                                 bootstrap=min(cfg["population"].get("bootstrap", 20), 20),
+                                 retain_sample=min(cfg["population"].get("retain_sample", 50), 50))
     cfg["resources"] = copy.deepcopy(RESOURCES)
     return cfg
 

@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass, field
 
 from . import sweeps
+from .population import population_plan
 from ..core.codehash import code_hash
 from ..core.errors import ConfigError, InputFileError, SizeError
 from ..core.knobs import as_dict, knob_fields
@@ -162,6 +163,8 @@ class Plan:
     resources: dict = field(default_factory=dict)  # "train" / "unlearn" / "tune" -> the jobs' cluster resources
     xs: dict | None = None
     bias_groups: dict = field(default_factory=dict)  # fig_bias_strength's datasets (bias_strength_groups)
+    # the population stage (config.population.population_plan): size, protocol, ..., experiments; None: none
+    population: dict | None = None
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getattr__(self, name):
@@ -507,7 +510,8 @@ def parse(config: dict, root=None) -> Plan:
                 uib_scenarios=list(((config.get("artifacts") or {}).get("uib") or {}).get("scenarios")
                                    or config["scenarios"]),
                 resources={kind: job_resources(config, kind) for kind in RUNTIME_DEFAULTS},
-                xs=copy.deepcopy(config.get("xs")))
+                xs=copy.deepcopy(config.get("xs")),
+                population=population_plan(config, plan_experiments, runs, _setting))
     return dataclasses.replace(plan, bias_groups=bias_strength_groups(config, plan))
 
 

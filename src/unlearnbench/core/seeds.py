@@ -8,6 +8,7 @@ _PURPOSES = {
     "unlearn": (7919, 17),       # an unlearning method's randomness (data order, noise, sampling)
     "sparse_retrain": (7919, 101),  # retraining the pruned model of the Sparsity setting
     "attack": (1, 0),            # membership-inference attacks and their cross-validation in aggregation
+    "incompetent_teacher": (7919, 211),  # ZRF's randomly initialised teacher (population stage)
 }
 
 

@@ -11,8 +11,8 @@ members' saved per-example logits, so a new attack never retrains anything. Thre
   is torch.linspace's float32 grid, the rates are float32), so the per-example ε are equal to the reference's
   (benchmarks/reference_equality.py, tests/test_population.py);
 - U-LiRA (Hayes et al., arXiv 2403.01218): per example, Gaussians fitted to the logit-scaled confidences of the
-  unlearned and the retrained populations with the target model left out of its own fit, the likelihood ratio as
-  the score, and the ROC over every (example, target) pair;
+  unlearned and the retrained populations with the target left out (and its pair in the other population, so both
+  fits rest on N - 1 models), the likelihood ratio as the score, and the ROC over every (example, target) pair;
 - KLoM (Georgiev et al. 2024; RoyRin/data-unlearning-bench eval.py): per example, the binned KL divergence of the
   unlearned from the oracle margin distribution;
 and behavioural distances between paired unlearned and retrained models (activation distance, Jensen-Shannon), and
@@ -70,8 +70,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------- the challenge's score
 
 def _float32_linspace(start: float, end: float, steps: int) -> np.ndarray:
-    """torch.linspace(start, end, steps) in float32 (torch's default dtype): step (end - start) / (steps - 1),
-    the first half counted up from start and the second half down from end, in float32 arithmetic."""
+    """torch.linspace(start, end, steps) in float32 (torch's default dtype) as its CUDA kernel computes it (the
+    challenge ran on GPUs): step (end - start) / (steps - 1), the first half counted up from start and the second
+    half down from end, per element in float32. (torch's CPU kernel adds steps to a base per vector of 8, which
+    moves some elements by 1 ulp.)"""
     start, end = np.float32(start), np.float32(end)
     if steps <= 0:
         return np.zeros(0, np.float32)
@@ -200,35 +202,41 @@ def _gaussian_logpdf(x, mean, var):
 
 
 def _leave_one_out(values: np.ndarray, min_var: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per (model, example): mean and variance (maximum likelihood) of the example's values over the *other* models."""
+    """Per (model t, example): mean and unbiased variance of the example's values over the models other than t."""
     n = values.shape[0]
     total, squares = values.sum(0), (values ** 2).sum(0)
     mean = (total - values) / (n - 1)
-    var = (squares - values ** 2) / (n - 1) - mean ** 2
+    var = (squares - values ** 2 - (n - 1) * mean ** 2) / (n - 2)
     return mean, np.maximum(var, min_var)
 
 
 def ulira_scores(unlearned: np.ndarray, retrained: np.ndarray, variance: str = "per_example",
                  min_var: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """U-LiRA's log likelihood ratios log N(c; unlearned fit) - log N(c; retrained fit), [models, examples] for the
-    unlearned targets and for the retrained targets. Each target model is left out of the fit of its own population
-    (the other population's fit uses all of its models). `variance`: "per_example" (one variance per example and
-    population, as Hayes et al.) or "global" (one variance per population pooled over examples: LiRA's
+    """U-LiRA's log likelihood ratios log N(c; unlearned fit) - log N(c; retrained fit), [models, examples], for the
+    unlearned targets and for the retrained targets.
+
+    The populations are paired by index (N each). For target index t, both Gaussians are fitted without model t of
+    *either* population (N - 1 models each, unbiased variance), and both u_t and r_t are scored against that pair of
+    fits: so every target is out of sample for both fits, and the two fits rest on as many models. (Leaving the target
+    out of its own population's fit only biases the attack: at N = 4 a retrained-vs-retrained "attack" then scores an
+    AUC of 0.38, its own population looking less likely than the other. Hayes et al. fit shadow models that never
+    include the target; this is that, within one set of models.) `variance`: "per_example" (one variance per
+    example, population and held-out index, as Hayes et al.) or "global" (pooled over examples: LiRA's
     fixed-variance variant, steadier at small N)."""
     u, r = np.asarray(unlearned, np.float64), np.asarray(retrained, np.float64)
-    if min(u.shape[0], r.shape[0]) < 3:
+    if u.shape != r.shape:
+        raise ValueError(f"U-LiRA pairs the two populations by index: shapes {u.shape} and {r.shape} differ")
+    if u.shape[0] < 3:
         raise ValueError("U-LiRA needs at least 3 models in each population (two for each leave-one-out fit)")
-    u_mean_loo, u_var_loo = _leave_one_out(u, min_var)
-    r_mean_loo, r_var_loo = _leave_one_out(r, min_var)
-    u_mean, u_var = u.mean(0), np.maximum(u.var(0), min_var)
-    r_mean, r_var = r.mean(0), np.maximum(r.var(0), min_var)
+    u_mean, u_var = _leave_one_out(u, min_var)
+    r_mean, r_var = _leave_one_out(r, min_var)
     if variance == "global":
-        u_var_loo = u_var = np.full_like(u_var, max(float(u.var(0).mean()), min_var))
-        r_var_loo = r_var = np.full_like(r_var, max(float(r.var(0).mean()), min_var))
+        u_var = np.broadcast_to(u_var.mean(1, keepdims=True), u_var.shape)
+        r_var = np.broadcast_to(r_var.mean(1, keepdims=True), r_var.shape)
     elif variance != "per_example":
         raise ValueError(f"variance: 'per_example' or 'global' (got {variance!r})")
-    on_u = _gaussian_logpdf(u, u_mean_loo, u_var_loo) - _gaussian_logpdf(u, r_mean, r_var)
-    on_r = _gaussian_logpdf(r, u_mean, u_var) - _gaussian_logpdf(r, r_mean_loo, r_var_loo)
+    on_u = _gaussian_logpdf(u, u_mean, u_var) - _gaussian_logpdf(u, r_mean, r_var)
+    on_r = _gaussian_logpdf(r, u_mean, u_var) - _gaussian_logpdf(r, r_mean, r_var)
     return on_u, on_r
 
 
@@ -260,8 +268,8 @@ def _level_name(level: float) -> str:
 def ulira(unlearned: np.ndarray, retrained: np.ndarray, variance: str = "per_example", bootstrap: int = 200,
           seed: int = 0, fprs=(0.01, 0.001)) -> dict:
     """U-LiRA over every (example, target) pair: the ROC summary, 95% bootstrap intervals over forget examples
-    (the examples resampled with replacement, each keeping its targets), the per-example mean score of the unlearned
-    targets minus that of the retrained ones, and the ROC curve itself."""
+    (the examples resampled with replacement, each keeping its targets), the per-example AUC (the attack on that
+    example alone: its N unlearned against its N retrained targets; 0.5 is chance), and the ROC curve itself."""
     on_u, on_r = ulira_scores(unlearned, retrained, variance=variance)
     summary = roc_summary(on_u, on_r, fprs)
     rng = np.random.default_rng(seed)
@@ -274,7 +282,14 @@ def ulira(unlearned: np.ndarray, retrained: np.ndarray, variance: str = "per_exa
     intervals = {f"{k}_low": float(np.percentile(v, 2.5)) for k, v in draws.items()}
     intervals.update({f"{k}_high": float(np.percentile(v, 97.5)) for k, v in draws.items()})
     fpr, tpr = roc(on_u, on_r)
-    return {**summary, **intervals, "per_example": on_u.mean(0) - on_r.mean(0), "roc": (fpr, tpr)}
+    return {**summary, **intervals, "per_example": per_example_auc(on_u, on_r), "roc": (fpr, tpr)}
+
+
+def per_example_auc(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """Per column (example): P(positive score > negative score) + P(tie) / 2 over every pair of its targets."""
+    greater = (positive[:, None, :] > negative[None, :, :]).mean((0, 1))
+    ties = (positive[:, None, :] == negative[None, :, :]).mean((0, 1))
+    return greater + ties / 2
 
 
 # --------------------------------------------------------------------------------------------------- KLoM
@@ -322,7 +337,28 @@ def activation_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.sqrt(((p - q) ** 2).sum(-1))
 
 
-def zrf(model_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
-    """ZRF (Chundawat et al. 2023): 1 - mean over the forget set of the JS divergence between the model's and an
-    incompetent (randomly initialised) teacher's output distributions. 1: the model behaves as a random one."""
-    return float(1 - js_divergence(softmax(model_logits), softmax(teacher_logits)).mean())
+def zrf(model_logits: np.ndarray, teacher_logits: np.ndarray, form: str = "reference") -> float:
+    """ZRF (Chundawat et al. 2023): 1 - a JS divergence between the model's and an incompetent (randomly initialised)
+    teacher's output distributions on the forget set; near 1: the model behaves like a random one there.
+
+    form "reference" (default) is the authors' UnLearningScore (vikram2000b/bad-teaching-unlearning metrics.py):
+    softmax in float32, then 0.5 * F.kl_div(log p, m) + 0.5 * F.kl_div(log q, m) with m = (p + q) / 2 and torch's
+    default elementwise-mean reduction, i.e. the mean over examples *and classes* of m log(m / p) and m log(m / q)
+    (KL(m || p), not the JS divergence's KL(p || m)). form "js": the Jensen-Shannon divergence the paper writes
+    (base 2, in [0, 1]), averaged over examples."""
+    if form == "js":
+        return float(1 - js_divergence(softmax(model_logits), softmax(teacher_logits)).mean())
+    if form != "reference":
+        raise ValueError(f"zrf form: 'reference' or 'js' (got {form!r})")
+
+    def probs(logits):
+        z = np.asarray(logits, np.float32)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    p, q = probs(model_logits), probs(teacher_logits)
+    m = (p + q) / np.float32(2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def kl_mean(log_input):
+            return np.where(m > 0, m * (np.log(m) - log_input), np.float32(0)).mean(dtype=np.float32)
+        js = np.float32(0.5) * kl_mean(np.log(p)) + np.float32(0.5) * kl_mean(np.log(q))
+    return float(1 - js)

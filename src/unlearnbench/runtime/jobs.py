@@ -50,6 +50,10 @@ TARGETS = {
     "jit_entropy_figure": "unlearnbench.artifacts.jit.report:jit_entropy_figure",
     "jit_runtime_figure": "unlearnbench.artifacts.jit.report:jit_runtime_figure",
     "jit_toy_figure": "unlearnbench.artifacts.jit.toy:toy_figure",
+    # the population stage (rules/population.smk)
+    "population_member": "unlearnbench.steps.population:population_member",
+    "incompetent_teacher": "unlearnbench.steps.population:incompetent_teacher",
+    "forget_quality": "unlearnbench.artifacts.population:forget_quality",
 }
 PASSED_BY_RUNNER = ("log", "threads")  # not rule keys: the job's log file and its thread count
 PROVENANCE = ("code",)  # rule params that only trigger reruns (the hash of the code a job runs): not passed

@@ -49,14 +49,15 @@ def _timed(dev: torch.device):
     return lambda: (time.perf_counter() - t0, time.process_time() - c0)
 
 
-def run_unlearning(*, experiment: str, request: str, start: str, model: str, run: str, outputs: str, spec: dict,
+def run_unlearning(*, experiment: str, request: str, start: str, model: str | None, run: str, outputs: str, spec: dict,
                    identity: dict, seed: int, device: str, threads: int, tuned: str | list = (),
                    log: str | None = None) -> dict:
     """Rule unlearn: apply run `spec` (config.RunSpec.job: method, setting, knobs) to the seed's starting model
     (`start`: the baseline, or the model the setting's wrapper declares, e.g. the sparse baseline), time the method
     alone (a setting's own work, e.g. UIB's sampling and regularisation, included; the per-iteration probe not),
-    and save the model, its outputs and the run record. A tuned run's `spec` is pending (config.RunSpec.pending_job):
-    it runs the knobs chosen in `tuned` (the tune stage's chosen.json), read and validated here."""
+    and save the model (unless `model` is None: population members keep their outputs only), its outputs and the run
+    record. A tuned run's `spec` is pending (config.RunSpec.pending_job): it runs the knobs chosen in `tuned` (the tune
+    stage's chosen.json), read and validated here."""
     log_fn = get_logger(log).info
     if spec.get("pending_tune"):
         spec = _resolve_tuned(spec, tuned)
@@ -87,8 +88,9 @@ def run_unlearning(*, experiment: str, request: str, start: str, model: str, run
     device_seconds = max(0.0, device_seconds - ctx.excluded_seconds)
     change = parameters_changed(before, net)
     log_fn(f"unlearning took {wall:.2f}s (evaluation between iterations excluded); parameter change {change:.4g}")
-    save_model(model, net, data, start_meta["model_cfg"],
-               {"seed": seed, "run": spec["run"], "method": spec["method"], "knobs": spec["knobs"]})
+    if model is not None:
+        save_model(model, net, data, start_meta["model_cfg"],
+                   {"seed": seed, "run": spec["run"], "method": spec["method"], "knobs": spec["knobs"]})
     identity = {**identity, **{k: spec.get(k) for k in ("run", "method", "setting", "knobs", "setting_knobs",
                                                          "overridden", "start", "start_params", "code", "sweep_of",
                                                          "point", "knobs_from", "tuned")}}
