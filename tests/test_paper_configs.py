@@ -23,8 +23,10 @@ from scaled import miniature, run_to_completion  # noqa: E402
 WORKFLOW = ("Snakefile", "config.yaml", "rules", "workflow_scripts", "config", "envs", "report", "slurm", "profiles")
 # what each paper's artifacts must include (file names in results/paper/)
 EXPECTED = {
-    "paper_uib": ["table_uib.tex", "fig_metrics.png", "fig_sensitivity_uib_finetune.png"],
-    "paper_jit": ["fig_jit_toy.png", "fig_jit_runtime.png"],
+    "paper_uib": ["table_uib.tex", "fig_metrics.png", "fig_sensitivity_uib_finetune.png",
+                  "table_forget_quality_cifar10_random.tex"],
+    "paper_jit": ["fig_jit_toy.png", "fig_jit_runtime.png", "table_forget_quality_cifar10_random_n.tex",
+                  "fig_ulira_roc_cifar10_random_n.png"],
     "paper_xs": ["table_xs_frontier.tex", "fig_xs_frontier.png", "fig_xs_mnist_trajectories.png",
                  "fig_xs_barycenter.png", "fig_xs_densities.png", "table_uib.tex"],
 }

@@ -187,12 +187,13 @@ def forget_quality_table(frame: pd.DataFrame, label: str, scenario: str) -> str:
               f"challenge's score (per-example $\\varepsilon$ at $\\delta=10^{{-5}}$, bucketed); Norm.: over the "
               f"retrained-vs-retrained ceiling at this $N$ ({ceiling:.3f}, last row); Final: times the retain and "
               f"test accuracy ratios. U-LiRA (Hayes et al.): per-example likelihood-ratio attack, unlearned vs "
-              f"retrained targets, each left out of its own fit, ROC over all (example, target) pairs, 95\\% "
+              f"retrained targets, each target (and its pair) left out of both Gaussian fits, ROC over all (example, "
+              f"target) pairs, 95\\% "
               f"bootstrap interval over forget examples; 0.5 is chance. KLoM: mean per-example binned KL of margins. "
               f"Retain AUC: U-LiRA on retain examples. MIA-LR (JiT) and MIA-SVC (UIB MIA-Efficacy): the papers' "
               f"population attacks, mean over the unlearned members. BSLN: the originals as targets (how much there "
               f"was to forget).}}",
-              f"\\label{{tab:forget_quality_{_tex(label)}_{_tex(scenario)}}}", "\\end{table}", ""]
+              f"\\label{{tab:forget_quality_{first.dataset}_{first.scenario}}}", "\\end{table}", ""]
     return "\n".join(lines)
 
 
