@@ -18,12 +18,11 @@ constructor: a random init of the same network).
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from ..core.lazy import lazy_import
 from ._common import kl_div
-from .base import UnlearningMethod, engine, knob, register, torch
+from .base import UnlearningMethod, engine, freeze, frozen_copy, knob, register, torch
 
 F = lazy_import("torch.nn.functional")
 optim = lazy_import("unlearnbench.nn.optim")
@@ -58,11 +57,8 @@ class BadTeacher(UnlearningMethod):
         k = self.knobs
         x_f, _ = data.forget
         x_r, _ = data.retain
-        competent = copy.deepcopy(model).eval()
-        incompetent = ctx.fresh_model().eval()
-        for teacher in (competent, incompetent):
-            for p in teacher.parameters():
-                p.requires_grad_(False)
+        competent = frozen_copy(model)
+        incompetent = freeze(ctx.fresh_model().eval())
         keep = torch.randperm(len(x_r), generator=ctx.generator)[:int(k.retain_fraction * len(x_r))].to(x_r.device)
         x = torch.cat([x_f, x_r[keep]])
         tags = torch.cat([torch.ones(len(x_f)), torch.zeros(len(keep))]).to(x.device)

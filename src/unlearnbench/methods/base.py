@@ -19,6 +19,8 @@ Torch-free at import (the Snakefile validates every run without importing torch)
 """
 from __future__ import annotations
 
+import copy
+
 import time
 from dataclasses import dataclass
 from typing import Callable, ClassVar
@@ -36,7 +38,21 @@ DATA_KINDS = frozenset({"forget", "retain", "forget_counterfactual", "retain_att
 
 
 @dataclass
-class SGDKnobs:
+class SGDOptimKnobs:
+    """SGD's momentum, Nesterov and coupled weight decay at the references' values (plain momentum 0.9, decay 5e-4):
+    the optimiser knobs every SGD-trained method shares (`sgd(params, lr)` builds its optimiser)."""
+
+    momentum: float = knob(0.9, low=0.0, high=1.0)
+    nesterov: bool = knob(False, help="Nesterov momentum (the references use plain momentum)")
+    weight_decay: float = knob(5e-4, low=0.0, help="coupled L2 weight decay")
+
+    def sgd(self, params, lr: float):
+        return engine.SGD(params, lr=lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                          nesterov=self.nesterov)
+
+
+@dataclass
+class SGDKnobs(SGDOptimKnobs):
     """The knobs of every method that fine-tunes with engine.train (FT, RL, ℓ1-sparse): Unlearn-Sparse's recipe
     (arg_parser defaults and README runs, unlearn/impl.py): SGD with plain momentum 0.9, coupled weight decay 5e-4,
     a constant learning rate, batch 256, shuffled, the last short batch kept (their DataLoader)."""
@@ -44,14 +60,35 @@ class SGDKnobs:
     epochs: int = knob(10, low=1)
     lr: float = knob(0.01, low=0.0, low_open=True)
     batch_size: int = knob(256, low=1)
-    momentum: float = knob(0.9, low=0.0, high=1.0)
-    nesterov: bool = knob(False, help="Nesterov momentum (the references use plain momentum)")
-    weight_decay: float = knob(5e-4, low=0.0)
 
     def train_config(self):
         return engine.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
                                   nesterov=self.nesterov, weight_decay=self.weight_decay, schedule="constant",
                                   drop_last=False)
+
+
+def frozen_copy(model, *, train: bool = False):
+    """A copy of `model` that never trains: every parameter's requires_grad off, in eval mode (or train mode, for a
+    teacher whose batch-norm runs on batch statistics). The frozen teacher of SCRUB, Bad Teacher, BDSH and GKT."""
+    copy_ = copy.deepcopy(model).train(train)
+    return freeze(copy_)
+
+
+def freeze(model):
+    """`model` with every parameter's requires_grad off (returned for chaining)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def optimizer_step(optimizer, loss, *, clip_norm: float = 0.0, inputs=None) -> None:
+    """zero_grad; backward (only into `inputs` when given); clip the gradient norm of the optimiser's parameters to
+    `clip_norm` when it is positive; step."""
+    optimizer.zero_grad()
+    loss.backward(inputs=inputs)
+    if clip_norm:
+        torch.nn.utils.clip_grad_norm_(optimizer.params, clip_norm)
+    optimizer.step()
 
 
 class UndeclaredReadError(PermissionError):
@@ -305,6 +342,6 @@ def build_method(method: str, values: dict | None = None, where: str = "methods"
     return inner if setting == STANDARD else WRAPPERS[setting](inner, s_knobs)
 
 
-__all__ = ["DATA_KINDS", "LayerOutputs", "REGISTRY", "SGDKnobs", "STANDARD", "WRAPPERS", "ConfigError", "UndeclaredReadError", "UnlearnContext",
+__all__ = ["DATA_KINDS", "LayerOutputs", "REGISTRY", "SGDKnobs", "SGDOptimKnobs", "frozen_copy", "freeze", "optimizer_step", "STANDARD", "WRAPPERS", "ConfigError", "UndeclaredReadError", "UnlearnContext",
            "UnlearnData", "UnlearningMethod", "Wrapper", "build_method", "engine", "knob", "make_knobs",
            "make_setting_knobs", "register", "torch", "zero_shot"]

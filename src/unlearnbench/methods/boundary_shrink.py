@@ -17,11 +17,10 @@ the attack as meant: with a model that takes [0, 1] pixels the two agree exactly
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from ..core.lazy import lazy_import
-from .base import UnlearningMethod, engine, knob, register, torch
+from .base import UnlearningMethod, engine, frozen_copy, knob, register, torch
 
 F = lazy_import("torch.nn.functional")
 
@@ -58,9 +57,7 @@ class BoundaryShrink(UnlearningMethod):
     def unlearn(self, model, data, ctx):
         k = self.knobs
         x_f, y_f = data.forget
-        original = copy.deepcopy(model).eval()
-        for p in original.parameters():
-            p.requires_grad_(False)
+        original = frozen_copy(model)
         optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum)
         for epoch in range(k.epochs):
             flipped, seen = 0, 0

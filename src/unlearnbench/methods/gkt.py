@@ -29,13 +29,12 @@ padding 1, which shrinks the image). z comes from ctx.generator (the reference: 
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
 from ..core.lazy import lazy_import
 from ._common import kl_div, the_forget_class
-from .base import LayerOutputs, UnlearningMethod, engine, knob, register, torch
+from .base import LayerOutputs, UnlearningMethod, engine, frozen_copy, knob, optimizer_step, register, torch
 
 F = lazy_import("torch.nn.functional")
 nn = lazy_import("torch.nn")
@@ -150,9 +149,7 @@ class GKT(UnlearningMethod):
             raise ValueError(f"gkt's generator makes square images whose side is a multiple of 4; these are "
                              f"{side}x{width}")
         device = x_f.device
-        teacher = copy.deepcopy(model).train(k.mode == "train")
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        teacher = frozen_copy(model, train=k.mode == "train")
         student = model.train(k.mode == "train")
         for m in student.modules():
             if isinstance(m, nn.Conv2d):
@@ -190,10 +187,7 @@ class GKT(UnlearningMethod):
                     t_logits = teacher.forward_normalized(x)
                     s_acts.clear(), t_acts.clear()
                     loss = -kl_divergence(s_logits, t_logits, k.temperature, k.kl_reduction)
-                    g_opt.zero_grad()
-                    loss.backward(inputs=g_opt.params)
-                    torch.nn.utils.clip_grad_norm_(g_opt.params, k.clip)
-                    g_opt.step()
+                    optimizer_step(g_opt, loss, clip_norm=k.clip, inputs=g_opt.params)
                 else:
                     x = x.detach()
                     with torch.no_grad():
@@ -202,10 +196,7 @@ class GKT(UnlearningMethod):
                     s_logits = student.forward_normalized(x)
                     loss = student_loss(s_logits, s_acts.clear(), t_logits, teacher_acts, k.temperature, k.beta,
                                         k.kl_reduction)
-                    s_opt.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(s_opt.params, k.clip)
-                    s_opt.step()
+                    optimizer_step(s_opt, loss, clip_norm=k.clip)
                     student_step += 1
                     s_opt.lr, s_opt.momentum = one_cycle(student_step, total_steps, k.student_max_lr)
                 if (idx + 1) % repeat == 0:

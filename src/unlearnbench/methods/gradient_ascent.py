@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.lazy import lazy_import
-from .base import UnlearningMethod, engine, knob, register
+from .base import SGDOptimKnobs, UnlearningMethod, engine, knob, register
 
 F = lazy_import("torch.nn.functional")
 
@@ -25,20 +25,16 @@ class GradientAscent(UnlearningMethod):
     reads = frozenset({"forget"})
 
     @dataclass
-    class Knobs:
+    class Knobs(SGDOptimKnobs):
         epochs: int = knob(5, low=1)
         lr: float = knob(1e-4, low=0.0, low_open=True)
         batch_size: int = knob(256, low=1)
-        momentum: float = knob(0.9, low=0.0, high=1.0)
-        nesterov: bool = knob(False, help="Nesterov momentum (Unlearn-Sparse uses plain momentum)")
-        weight_decay: float = knob(5e-4, low=0.0, help="coupled L2 weight decay (Unlearn-Sparse keeps 5e-4 on)")
         mode: str = knob("train", choices=("train", "eval"), help="batch-norm mode during the ascent")
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
         x, y = data.forget
-        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum, weight_decay=k.weight_decay,
-                               nesterov=k.nesterov)
+        optimizer = k.sgd(model.parameters(), k.lr)
         for epoch in range(k.epochs):
             model.train(k.mode == "train")
             for idx in engine.batches(len(x), k.batch_size, ctx.generator, device=x.device):

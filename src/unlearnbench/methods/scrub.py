@@ -14,11 +14,10 @@ the teacher in eval mode, as in train_distill. Defaults are the repository's (la
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 from ..core.lazy import lazy_import
-from .base import UnlearningMethod, engine, knob, register, torch
+from .base import SGDOptimKnobs, UnlearningMethod, engine, frozen_copy, knob, optimizer_step, register, torch
 
 F = lazy_import("torch.nn.functional")
 
@@ -36,7 +35,7 @@ class Scrub(UnlearningMethod):
     reads = frozenset({"forget", "retain"})
 
     @dataclass
-    class Knobs:
+    class Knobs(SGDOptimKnobs):
         alpha: float = knob(0.001, low=0.0, help="α: weight of the KL to the teacher on retain (min step)")
         gamma: float = knob(0.99, low=0.0, help="γ: weight of the retain cross-entropy (min step)")
         msteps: int = knob(2, low=0, help="epochs that include a max step on the forget set")
@@ -45,9 +44,6 @@ class Scrub(UnlearningMethod):
         lr_decay_epochs: str = knob("3,5,9", help="epochs at which lr is multiplied by lr_decay_rate")
         lr_decay_rate: float = knob(0.1, low=0.0)
         temperature: float = knob(4.0, low=0.0, low_open=True, help="kd_T")
-        momentum: float = knob(0.9, low=0.0, high=1.0)
-        nesterov: bool = knob(False, help="Nesterov momentum (their optim.SGD uses plain momentum)")
-        weight_decay: float = knob(5e-4, low=0.0)
         batch_size: int = knob(128, low=1, help="sgda_batch_size (retain)")
         forget_batch_size: int = knob(32, low=1, help="del_batch_size (forget)")
         clip_norm: float = knob(0.0, low=0.0, help="clip the gradient norm before every step (0: off; JiT's "
@@ -55,12 +51,9 @@ class Scrub(UnlearningMethod):
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
-        teacher = copy.deepcopy(model).eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        teacher = frozen_copy(model)
         decay_at = [int(e) for e in str(k.lr_decay_epochs).replace(" ", "").split(",") if e]
-        optimizer = engine.SGD(model.parameters(), lr=k.lr, momentum=k.momentum, weight_decay=k.weight_decay,
-                               nesterov=k.nesterov)
+        optimizer = k.sgd(model.parameters(), k.lr)
         x_f, _ = data.forget
         x_r, y_r = data.retain
         for epoch in range(1, k.sgda_epochs + 1):
@@ -73,11 +66,7 @@ class Scrub(UnlearningMethod):
                     with torch.no_grad():
                         t_logits = teacher(xb)
                     loss = -distill_kl(model(xb), t_logits, k.temperature)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    if k.clip_norm:
-                        torch.nn.utils.clip_grad_norm_(optimizer.params, k.clip_norm)
-                    optimizer.step()
+                    optimizer_step(optimizer, loss, clip_norm=k.clip_norm)
                     max_loss = -loss.item()
             for idx in engine.batches(len(x_r), k.batch_size, ctx.generator, device=x_r.device):
                 xb, yb = x_r[idx], y_r[idx]
@@ -85,11 +74,7 @@ class Scrub(UnlearningMethod):
                     t_logits = teacher(xb)
                 logits = model(xb)
                 loss = k.gamma * F.cross_entropy(logits, yb) + k.alpha * distill_kl(logits, t_logits, k.temperature)
-                optimizer.zero_grad()
-                loss.backward()
-                if k.clip_norm:
-                    torch.nn.utils.clip_grad_norm_(optimizer.params, k.clip_norm)
-                optimizer.step()
+                optimizer_step(optimizer, loss, clip_norm=k.clip_norm)
             ctx.log(f"epoch {epoch}/{k.sgda_epochs} lr {optimizer.lr:.3g} forget KL {max_loss:.4f} "
                     f"retain loss {loss.item():.4f}")
             ctx.iteration(model)
