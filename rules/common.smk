@@ -253,5 +253,5 @@ def population_outputs():
     for e in POP["experiments"]:
         stem = f"{e['dataset']}_{e['scenario']}"
         out += [f"{RESULTS}/paper/table_forget_quality_{stem}.tex", f"{RESULTS}/paper/fig_ulira_roc_{stem}.png",
-                f"{RESULTS}/paper/fig_forget_epsilon_{stem}.png"]
+                f"{RESULTS}/paper/fig_forget_epsilon_{stem}.png", f"{RESULTS}/paper/fig_forget_quality_vs_n_{stem}.png"]
     return out

@@ -88,6 +88,7 @@ rule forget_quality:
         summary=f"{RESULTS}/{{dataset}}/{{scenario}}/population/forget_quality.csv",
         per_example=f"{RESULTS}/{{dataset}}/{{scenario}}/population/per_example.csv",
         curves=f"{RESULTS}/{{dataset}}/{{scenario}}/population/ulira_roc.npz",
+        vs_n=f"{RESULTS}/{{dataset}}/{{scenario}}/population/scores_by_n.csv",
         table=report(f"{RESULTS}/paper/table_forget_quality_{{dataset}}_{{scenario}}.tex",
                      caption="../report/table_forget_quality.rst", category="Forget quality", subcategory="Tables"),
         roc_pdf=f"{RESULTS}/paper/fig_ulira_roc_{{dataset}}_{{scenario}}.pdf",
@@ -96,6 +97,9 @@ rule forget_quality:
         eps_pdf=f"{RESULTS}/paper/fig_forget_epsilon_{{dataset}}_{{scenario}}.pdf",
         eps_png=report(f"{RESULTS}/paper/fig_forget_epsilon_{{dataset}}_{{scenario}}.png",
                        caption="../report/fig_forget_epsilon.rst", category="Forget quality", subcategory="Figures"),
+        n_pdf=f"{RESULTS}/paper/fig_forget_quality_vs_n_{{dataset}}_{{scenario}}.pdf",
+        n_png=report(f"{RESULTS}/paper/fig_forget_quality_vs_n_{{dataset}}_{{scenario}}.png",
+                     caption="../report/fig_forget_quality_vs_n.rst", category="Forget quality", subcategory="Figures"),
     wildcard_constraints:
         dataset="|".join(PLAN.datasets),
     params:

@@ -96,7 +96,8 @@ def evaluate_row(unlearned: list[dict], retrained: list[dict], teacher: dict, re
 
 
 def forget_quality(*, retrained: list[str], original: list[str], unlearned: list[str], teacher: str, summary: str,
-                   per_example: str, curves: str, table: str, roc_pdf: str, roc_png: str, eps_pdf: str, eps_png: str,
+                   per_example: str, curves: str, vs_n: str, table: str, roc_pdf: str, roc_png: str, eps_pdf: str,
+                   eps_png: str, n_pdf: str, n_png: str,
                    dataset: str, scenario: str, label: str, runs: list[str], methods: dict, size: int, protocol: str,
                    variance: str, retain_sample: int, bootstrap: int, data_seed: int, log: str | None = None) -> None:
     """Rule forget_quality. `retrained`: 2N outputs (seeds 0..2N-1), `original`: N, `unlearned`: N per run of `runs`
@@ -119,9 +120,10 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
     populations = {run: unlearned[i * n:(i + 1) * n] for i, run in enumerate(runs)}
     populations["original"] = original
     populations["retrain"] = retrained[n:]
-    rows, examples, roc = [], [], {}
+    rows, examples, roc, confidences = [], [], {}, {}
     for name, paths in populations.items():
         members = ceiling if name == "retrain" else [_outputs(p) for p in paths]
+        confidences[name] = _stack(members, "forget", pop.logit_scaled_confidence)
         row, per_ex, curve = evaluate_row(members, reference, teacher_out, retain_index, variance=variance,
                                           bootstrap=bootstrap, seed=data_seed)
         setting, method = methods.get(name, ["standard", name])
@@ -139,9 +141,68 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
     with atomic_path(per_example) as tmp:
         pd.concat(examples).to_csv(tmp, index=False, float_format="%.6g")
     atomic_save_npz(curves, roc)
+    by_n = scores_by_n(confidences, _stack(reference, "forget", pop.logit_scaled_confidence), variance)
+    by_n.insert(0, "scenario", scenario)
+    by_n.insert(0, "dataset", dataset)
+    with atomic_path(vs_n) as tmp:
+        by_n.to_csv(tmp, index=False, float_format="%.6g")
+    n_figure(by_n, frame, label, scenario, n_pdf, n_png)
     atomic_write_text(table, forget_quality_table(frame, label, scenario))
     roc_figure(frame, roc, label, scenario, roc_pdf, roc_png)
     epsilon_figure(pd.concat(examples), frame, label, scenario, eps_pdf, eps_png)
+
+
+def population_sizes(n: int) -> list[int]:
+    """The sizes the N analysis evaluates: 4, 8, 16, ... below N, and N."""
+    sizes = [k for k in (4, 8, 16, 32, 64, 128, 256, 512) if k < n]
+    return sizes + [n]
+
+
+def scores_by_n(confidences: dict[str, np.ndarray], reference: np.ndarray, variance: str) -> pd.DataFrame:
+    """How the scores move with N: for each size n (population_sizes), the first n members of every population
+    against the first n reference models: the challenge's forget score (and over the ceiling's at n), U-LiRA's AUC
+    and TPR at 1% FPR. Populations are [models, examples] confidences; "retrain" is the ceiling population."""
+    rows = []
+    for n in population_sizes(reference.shape[0]):
+        ceiling = pop.forget_score(confidences["retrain"][:n], reference[:n])[0]
+        for name, conf in confidences.items():
+            score = ceiling if name == "retrain" else pop.forget_score(conf[:n], reference[:n])[0]
+            attack = pop.roc_summary(*pop.ulira_scores(conf[:n], reference[:n], variance=variance), FPRS)
+            rows.append({"run": name, "n_models": n, "forget_score": score, "ceiling_score": ceiling,
+                         "forget_score_normalised": score / ceiling if ceiling > 0 else np.nan,
+                         "ulira_auc": attack["auc"], "ulira_tpr_at_1pct_fpr": attack["tpr_at_1pct_fpr"]})
+    return pd.DataFrame(rows)
+
+
+def n_figure(by_n: pd.DataFrame, frame: pd.DataFrame, label: str, scenario: str, pdf: str, png: str) -> None:
+    """The challenge's forget score (raw, with the ceiling dashed) and U-LiRA's AUC against the population size."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    methods = [r for r in frame.run if r not in REFERENCE_ROWS]
+    styles = [(r, c, "-") for r, c in zip(methods, _colours(len(methods)))] + [("original", "k", "--"),
+                                                                              ("retrain", "0.5", ":")]
+    for name, colour, style in styles:
+        part = by_n[by_n.run == name].sort_values("n_models")
+        if part.empty:
+            continue
+        row = frame[frame.run == name].iloc[0]
+        text = ("BSLN (original)" if name == "original" else "RTRN vs RTRN (ceiling)" if name == "retrain"
+                else _row_label(row, tex=False))
+        for ax, column in zip(axes, ("forget_score", "ulira_auc")):
+            ax.plot(part.n_models, part[column], style, color=colour, marker="o", ms=3, lw=1.2, label=text)
+    for ax, title in zip(axes, ("challenge forget score (higher: closer to retraining)",
+                                "U-LiRA AUC (0.5: chance)")):
+        ax.set_xscale("log", base=2)
+        sizes = sorted(by_n.n_models.unique())
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("models per population N")
+        ax.set_title(title, fontsize=8)
+    axes[1].axhline(0.5, color="0.8", lw=0.8)
+    axes[1].legend(fontsize=6.5, loc="best")
+    fig.suptitle(f"Scores against N, {label} {scenario} (the first N members of each population)", fontsize=9)
+    _save(fig, pdf, png)
+    plt.close(fig)
 
 
 def _row_label(row, tex: bool = True) -> str:
