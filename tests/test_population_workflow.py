@@ -39,7 +39,7 @@ def test_a_tiny_real_population(tmp_path):
     run_to_completion(config, ROOT, ROOT / "src", 600)
     paper = results / "paper"
     for name in ("table_forget_quality_digits_random_n.tex", "fig_ulira_roc_digits_random_n.png",
-                 "fig_forget_epsilon_digits_random_n.png"):
+                 "fig_forget_epsilon_digits_random_n.png", "fig_forget_quality_vs_n_digits_random_n.png"):
         assert (paper / name).stat().st_size > 0, name
     stage = results / "digits" / "random_n" / "population"
     frame = pd.read_csv(stage / "forget_quality.csv").set_index("run")
@@ -49,6 +49,11 @@ def test_a_tiny_real_population(tmp_path):
     assert frame.loc["retrain", "forget_score_normalised"] == 1.0
     per_example = pd.read_csv(stage / "per_example.csv")
     assert len(per_example) == 3 * 60 and set(per_example.run) == set(frame.index)
+    by_n = pd.read_csv(stage / "scores_by_n.csv")
+    assert sorted(by_n.n_models.unique()) == [4, 6]
+    at_6 = by_n[by_n.n_models == 6].set_index("run")
+    assert np.allclose(at_6.loc[frame.index, "forget_score"], frame.forget_score)  # N = 6 is the table's population
+    assert np.allclose(at_6.loc[frame.index, "ulira_auc"], frame.ulira_auc)
     table = (paper / "table_forget_quality_digits_random_n.tex").read_text()
     assert "RTRN vs RTRN (ceiling)" in table and "FNTN" in table and "BSLN" in table
 

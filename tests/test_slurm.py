@@ -382,6 +382,7 @@ DEFAULT_ARTIFACTS = ["paper/table_uib.tex", "paper/table_jit_full_class.tex", "p
                      "paper/fig_xs_frontier.png", "paper/fig_xs_mnist_trajectories.png", "paper/fig_xs_barycenter.png",
                      "paper/fig_xs_densities.png", "paper/table_forget_quality_digits_random_n.tex",
                      "paper/fig_ulira_roc_digits_random_n.png", "paper/fig_forget_epsilon_digits_random_n.png",
+                     "paper/fig_forget_quality_vs_n_digits_random_n.png",
                      "summary/runs.csv", "summary/summary.csv", "summary/stats.csv"]
 PREEMPTED = "digits_c/baseline/seed0/model.pt"  # the baseline of the dataset with the Sparsity runs: it keeps a rewind state
 BASELINE_COMMENT = "rule_baseline_wildcards_digits_c_0"
