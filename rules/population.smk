@@ -115,6 +115,8 @@ rule forget_quality:
         bootstrap=POP["bootstrap"] if POP else 0,
         data_seed=PLAN.data_seed,
         code=POP_CODE["forget_quality"],
+    # rows and the N analysis in parallel processes (numbers independent of the count)
+    threads: 2
     log:
         f"{RESULTS}/logs/report/forget_quality_{{dataset}}_{{scenario}}.log",
     benchmark:

@@ -99,9 +99,11 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
                    per_example: str, curves: str, vs_n: str, table: str, roc_pdf: str, roc_png: str, eps_pdf: str,
                    eps_png: str, n_pdf: str, n_png: str,
                    dataset: str, scenario: str, label: str, runs: list[str], methods: dict, size: int, protocol: str,
-                   variance: str, retain_sample: int, bootstrap: int, data_seed: int, log: str | None = None) -> None:
+                   variance: str, retain_sample: int, bootstrap: int, data_seed: int, threads: int = 1,
+                   log: str | None = None) -> None:
     """Rule forget_quality. `retrained`: 2N outputs (seeds 0..2N-1), `original`: N, `unlearned`: N per run of `runs`
-    in order; `methods`: run -> [setting, method] (row labels)."""
+    in order; `methods`: run -> [setting, method] (row labels). The rows and the N analysis run in `threads`
+    processes (each is independent; the numbers do not depend on the count)."""
     log_fn = get_logger(log).info
     n = size
     if len(retrained) != 2 * n or len(original) != n or len(unlearned) != n * len(runs):
@@ -121,18 +123,29 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
     populations["original"] = original
     populations["retrain"] = retrained[n:]
     rows, examples, roc, confidences = [], [], {}, {}
-    for name, paths in populations.items():
-        members = ceiling if name == "retrain" else [_outputs(p) for p in paths]
-        confidences[name] = _stack(members, "forget", pop.logit_scaled_confidence)
-        row, per_ex, curve = evaluate_row(members, reference, teacher_out, retain_index, variance=variance,
-                                          bootstrap=bootstrap, seed=data_seed)
-        setting, method = methods.get(name, ["standard", name])
-        rows.append({"dataset": dataset, "scenario": scenario, "run": name, "setting": setting, "method": method,
-                     "n_models": n, "protocol": protocol, "n_forget": len(labels), **row})
-        examples.append(pd.DataFrame({"run": name, "example": np.arange(len(labels)), "label": labels, **per_ex}))
-        roc[f"{name}__fpr"], roc[f"{name}__tpr"] = curve
-        log_fn(f"{name}: forget score {row['forget_score']:.4f}, U-LiRA AUC {row['ulira_auc']:.3f}, "
-               f"TPR@1%FPR {row['ulira_tpr_at_1pct_fpr']:.3f}, KLoM {row['klom_mean']:.3f}")
+    loaded = {name: ceiling if name == "retrain" else [_outputs(p) for p in paths]
+              for name, paths in populations.items()}
+    confidences = {name: _stack(members, "forget", pop.logit_scaled_confidence) for name, members in loaded.items()}
+    reference_conf = _stack(reference, "forget", pop.logit_scaled_confidence)
+    sizes = population_sizes(n)[:-1]  # n = N is the table's own row
+    with _pool(threads) as pool:
+        table_rows = {name: pool.submit(evaluate_row, members, reference, teacher_out, retain_index,
+                                        variance=variance, bootstrap=bootstrap, seed=data_seed)
+                      for name, members in loaded.items()}
+        smaller = {(name, k): pool.submit(_scores_at, confidences[name][:k], reference_conf[:k],
+                                          confidences["retrain"][:k], variance)
+                   for k in sizes for name in confidences}
+        for name, future in table_rows.items():
+            row, per_ex, curve = future.result()
+            setting, method = methods.get(name, ["standard", name])
+            rows.append({"dataset": dataset, "scenario": scenario, "run": name, "setting": setting,
+                         "method": method, "n_models": n, "protocol": protocol, "n_forget": len(labels), **row})
+            examples.append(pd.DataFrame({"run": name, "example": np.arange(len(labels)), "label": labels,
+                                          **per_ex}))
+            roc[f"{name}__fpr"], roc[f"{name}__tpr"] = curve
+            log_fn(f"{name}: forget score {row['forget_score']:.4f}, U-LiRA AUC {row['ulira_auc']:.3f}, "
+                   f"TPR@1%FPR {row['ulira_tpr_at_1pct_fpr']:.3f}, KLoM {row['klom_mean']:.3f}")
+        by_n_rows = [{"run": name, "n_models": k, **future.result()} for (name, k), future in smaller.items()]
     frame = pd.DataFrame(rows)
     ceiling_score = float(frame.loc[frame.run == "retrain", "forget_score"].iloc[0])
     frame["forget_score_normalised"] = frame.forget_score / ceiling_score if ceiling_score > 0 else np.nan
@@ -141,7 +154,11 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
     with atomic_path(per_example) as tmp:
         pd.concat(examples).to_csv(tmp, index=False, float_format="%.6g")
     atomic_save_npz(curves, roc)
-    by_n = scores_by_n(confidences, _stack(reference, "forget", pop.logit_scaled_confidence), variance)
+    by_n_rows += [{"run": r.run, "n_models": n, "forget_score": r.forget_score, "ceiling_score": ceiling_score,
+                   "ulira_auc": r.ulira_auc, "ulira_tpr_at_1pct_fpr": r.ulira_tpr_at_1pct_fpr}
+                  for r in frame.itertuples()]
+    by_n = pd.DataFrame(by_n_rows)
+    by_n["forget_score_normalised"] = by_n.forget_score / by_n.ceiling_score.where(by_n.ceiling_score > 0)
     by_n.insert(0, "scenario", scenario)
     by_n.insert(0, "dataset", dataset)
     with atomic_path(vs_n) as tmp:
@@ -158,20 +175,39 @@ def population_sizes(n: int) -> list[int]:
     return sizes + [n]
 
 
-def scores_by_n(confidences: dict[str, np.ndarray], reference: np.ndarray, variance: str) -> pd.DataFrame:
-    """How the scores move with N: for each size n (population_sizes), the first n members of every population
-    against the first n reference models: the challenge's forget score (and over the ceiling's at n), U-LiRA's AUC
-    and TPR at 1% FPR. Populations are [models, examples] confidences; "retrain" is the ceiling population."""
-    rows = []
-    for n in population_sizes(reference.shape[0]):
-        ceiling = pop.forget_score(confidences["retrain"][:n], reference[:n])[0]
-        for name, conf in confidences.items():
-            score = ceiling if name == "retrain" else pop.forget_score(conf[:n], reference[:n])[0]
-            attack = pop.roc_summary(*pop.ulira_scores(conf[:n], reference[:n], variance=variance), FPRS)
-            rows.append({"run": name, "n_models": n, "forget_score": score, "ceiling_score": ceiling,
-                         "forget_score_normalised": score / ceiling if ceiling > 0 else np.nan,
-                         "ulira_auc": attack["auc"], "ulira_tpr_at_1pct_fpr": attack["tpr_at_1pct_fpr"]})
-    return pd.DataFrame(rows)
+def _scores_at(conf: np.ndarray, reference: np.ndarray, ceiling: np.ndarray, variance: str) -> dict:
+    """The N analysis at one size: a population's (first n) confidences against the first n reference models."""
+    ceiling_score = pop.forget_score(ceiling, reference)[0]
+    score = pop.forget_score(conf, reference)[0]
+    attack = pop.roc_summary(*pop.ulira_scores(conf, reference, variance=variance), FPRS)
+    return {"forget_score": score, "ceiling_score": ceiling_score, "ulira_auc": attack["auc"],
+            "ulira_tpr_at_1pct_fpr": attack["tpr_at_1pct_fpr"]}
+
+
+class _Inline:
+    """A pool that runs each task when it is submitted (one thread: no processes)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args, **kwargs):
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def _pool(threads: int):
+    if threads <= 1:
+        return _Inline()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=threads, mp_context=multiprocessing.get_context("fork"))
 
 
 def n_figure(by_n: pd.DataFrame, frame: pd.DataFrame, label: str, scenario: str, pdf: str, png: str) -> None:
