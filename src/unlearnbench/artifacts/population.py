@@ -241,10 +241,30 @@ def n_figure(by_n: pd.DataFrame, frame: pd.DataFrame, label: str, scenario: str,
     plt.close(fig)
 
 
+# names beyond JiT's table abbreviations: UIB's SR is Fisher scrubbing as Unlearn-Sparse runs it (fisher_new)
+EXTRA_NAMES = {"fisher_new": "SR"}
+SETTING_NAMES = {"sparsity": "Sparsity", "uib": "UIB"}
+
+
 def _row_label(row, tex: bool = True) -> str:
     if row.run == "retrain":
         return "RTRN vs RTRN (ceiling)"
-    return method_label(row.setting, row.method, tex=tex)
+    name = EXTRA_NAMES.get(row.method) or method_label("standard", row.method, tex=tex)
+    if row.setting == "standard":
+        return name
+    return f"{name} ({SETTING_NAMES.get(row.setting, _tex(row.setting) if tex else row.setting)})"
+
+
+def separated_note(frame: pd.DataFrame, threshold: float = 0.95) -> str:
+    """The table's note when every method is told apart from retraining (U-LiRA AUC >= threshold): the table then
+    ranks nothing by AUC, and says so."""
+    methods = frame[~frame.run.isin(REFERENCE_ROWS)]
+    if len(methods) == 0 or methods.ulira_auc.min() < threshold:
+        return ""
+    return (f" On this request every method is told apart from retraining (U-LiRA AUC $\\geq$ {threshold}, the "
+            f"ceiling {float(frame.loc[frame.run == 'retrain', 'ulira_auc'].iloc[0]):.3f}): no method's confidences "
+            f"on the forget set look like those of models that never saw it, so AUC ranks nothing here; TPR at "
+            f"0.1\\% FPR and the forget score still order the methods.")
 
 
 def _ci(row, key: str, digits: int = 3) -> str:
@@ -289,7 +309,7 @@ def forget_quality_table(frame: pd.DataFrame, label: str, scenario: str) -> str:
               f"bootstrap interval over forget examples; 0.5 is chance. KLoM: mean per-example binned KL of margins. "
               f"Retain AUC: U-LiRA on retain examples. MIA-LR (JiT) and MIA-SVC (UIB MIA-Efficacy): the papers' "
               f"population attacks, mean over the unlearned members. BSLN: the originals as targets (how much there "
-              f"was to forget).}}",
+              f"was to forget).{separated_note(frame)}}}",
               f"\\label{{tab:forget_quality_{first.dataset}_{first.scenario}}}", "\\end{table}", ""]
     return "\n".join(lines)
 
