@@ -306,7 +306,7 @@ def forget_quality_table(frame: pd.DataFrame, label: str, scenario: str) -> str:
               f"test accuracy ratios. U-LiRA (Hayes et al.): per-example likelihood-ratio attack, unlearned vs "
               f"retrained targets, each target (and its pair) left out of both Gaussian fits, ROC over all (example, "
               f"target) pairs, 95\\% "
-              f"bootstrap interval over forget examples; 0.5 is chance. KLoM: mean per-example binned KL of margins. "
+              f"bootstrap interval over targets and forget examples; 0.5 is chance. KLoM: mean per-example binned KL of margins. "
               f"Retain AUC: U-LiRA on retain examples. MIA-LR (JiT) and MIA-SVC (UIB MIA-Efficacy): the papers' "
               f"population attacks, mean over the unlearned members. BSLN: the originals as targets (how much there "
               f"was to forget).{separated_note(frame)}}}",
