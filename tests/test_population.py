@@ -147,3 +147,24 @@ def test_distances_and_zrf_forms():
     assert np.allclose(pop.js_divergence(one_hot, np.eye(10)[[1] * 5]), 1)  # disjoint supports: 1 bit
     assert pop.zrf(logits, logits) == pytest.approx(1.0) and pop.zrf(logits, logits, form="js") == pytest.approx(1.0)
     assert pop.zrf(logits * 5, -logits, form="js") < pop.zrf(logits * 0.01, -logits * 0.01, form="js")
+
+
+def test_the_stage_is_configured_checked_and_can_be_turned_off():
+    """The default's block parses into Plan.population; `--config population=` (None) turns it off. (Bad values stop
+    before any job naming the key: tests/test_faults.py's bad-config cases.)"""
+    import copy
+
+    import yaml
+
+    from unlearnbench.config.plan import parse
+    from unlearnbench.config.validation import validate
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    validate(config, ROOT / "config" / "schema.yaml")
+    plan = parse(copy.deepcopy(config))
+    assert plan.population["size"] == 16 and plan.population["protocol"] == "shadow"
+    assert [(e["dataset"], e["scenario"]) for e in plan.population["experiments"]] == [("digits", "random_n")]
+    off = copy.deepcopy(config)
+    off["population"] = None
+    validate(off, ROOT / "config" / "schema.yaml")  # what the Snakefile runs
+    assert parse(off).population is None
