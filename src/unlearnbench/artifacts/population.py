@@ -49,10 +49,10 @@ def _interval(values: np.ndarray, bootstrap: int, seed: int) -> tuple[float, flo
 
 
 def evaluate_row(unlearned: list[dict], retrained: list[dict], teacher: dict, retain_index: np.ndarray, *,
-                 variance: str, bootstrap: int, seed: int) -> tuple[dict, dict, tuple]:
-    """(summary, per-example arrays, ROC curve) of one population of models against the retrained one."""
-    conf_u = _stack(unlearned, "forget", pop.logit_scaled_confidence)
-    conf_r = _stack(retrained, "forget", pop.logit_scaled_confidence)
+                 conf_u: np.ndarray, conf_r: np.ndarray, variance: str, bootstrap: int,
+                 seed: int) -> tuple[dict, dict, tuple]:
+    """(summary, per-example arrays, ROC curve) of one population of models against the retrained one; `conf_u`,
+    `conf_r`: the two populations' forget-set confidences (computed once by the caller)."""
     score, eps, points = pop.forget_score(conf_u, conf_r)
     acc = {f"{who}_{part}_acc": _accuracy(members, part) for who, members in (("unlearned", unlearned),
                                                                                 ("retrained", retrained))
@@ -122,7 +122,7 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
     populations = {run: unlearned[i * n:(i + 1) * n] for i, run in enumerate(runs)}
     populations["original"] = original
     populations["retrain"] = retrained[n:]
-    rows, examples, roc, confidences = [], [], {}, {}
+    rows, examples, roc = [], [], {}
     loaded = {name: ceiling if name == "retrain" else [_outputs(p) for p in paths]
               for name, paths in populations.items()}
     confidences = {name: _stack(members, "forget", pop.logit_scaled_confidence) for name, members in loaded.items()}
@@ -130,10 +130,10 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
     sizes = population_sizes(n)[:-1]  # n = N is the table's own row
     with _pool(threads) as pool:
         table_rows = {name: pool.submit(evaluate_row, members, reference, teacher_out, retain_index,
-                                        variance=variance, bootstrap=bootstrap, seed=data_seed)
+                                        conf_u=confidences[name], conf_r=reference_conf, variance=variance,
+                                        bootstrap=bootstrap, seed=data_seed)
                       for name, members in loaded.items()}
-        smaller = {(name, k): pool.submit(_scores_at, confidences[name][:k], reference_conf[:k],
-                                          confidences["retrain"][:k], variance)
+        smaller = {(name, k): pool.submit(_scores_at, confidences[name][:k], reference_conf[:k], variance)
                    for k in sizes for name in confidences}
         for name, future in table_rows.items():
             row, per_ex, curve = future.result()
@@ -145,7 +145,9 @@ def forget_quality(*, retrained: list[str], original: list[str], unlearned: list
             roc[f"{name}__fpr"], roc[f"{name}__tpr"] = curve
             log_fn(f"{name}: forget score {row['forget_score']:.4f}, U-LiRA AUC {row['ulira_auc']:.3f}, "
                    f"TPR@1%FPR {row['ulira_tpr_at_1pct_fpr']:.3f}, KLoM {row['klom_mean']:.3f}")
-        by_n_rows = [{"run": name, "n_models": k, **future.result()} for (name, k), future in smaller.items()]
+        at = {key: future.result() for key, future in smaller.items()}
+        by_n_rows = [{"run": name, "n_models": k, **scores, "ceiling_score": at["retrain", k]["forget_score"]}
+                     for (name, k), scores in at.items()]
     frame = pd.DataFrame(rows)
     ceiling_score = float(frame.loc[frame.run == "retrain", "forget_score"].iloc[0])
     frame["forget_score_normalised"] = frame.forget_score / ceiling_score if ceiling_score > 0 else np.nan
@@ -175,12 +177,11 @@ def population_sizes(n: int) -> list[int]:
     return sizes + [n]
 
 
-def _scores_at(conf: np.ndarray, reference: np.ndarray, ceiling: np.ndarray, variance: str) -> dict:
-    """The N analysis at one size: a population's (first n) confidences against the first n reference models."""
-    ceiling_score = pop.forget_score(ceiling, reference)[0]
-    score = pop.forget_score(conf, reference)[0]
+def _scores_at(conf: np.ndarray, reference: np.ndarray, variance: str) -> dict:
+    """The N analysis at one size: a population's (first n) confidences against the first n reference models (the
+    ceiling at that size is the "retrain" population's own score)."""
     attack = pop.roc_summary(*pop.ulira_scores(conf, reference, variance=variance), FPRS)
-    return {"forget_score": score, "ceiling_score": ceiling_score, "ulira_auc": attack["auc"],
+    return {"forget_score": pop.forget_score(conf, reference)[0], "ulira_auc": attack["auc"],
             "ulira_tpr_at_1pct_fpr": attack["tpr_at_1pct_fpr"]}
 
 

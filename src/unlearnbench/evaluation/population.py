@@ -27,6 +27,8 @@ import warnings
 
 import numpy as np
 
+from .metrics import softmax  # noqa: F401  (the distances' row softmax; re-exported)
+
 DELTA = 1e-5
 EPSILON_CAP = 50.0
 THRESHOLDS_PER_UNIT = 100
@@ -58,13 +60,6 @@ def margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     other[rows, labels] = -np.inf
     top = other.max(axis=1, keepdims=True)
     return correct - (top[:, 0] + np.log(np.exp(other - top).sum(axis=1)))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=-1, keepdims=True)
 
 
 # ---------------------------------------------------------------------------------- the challenge's score
