@@ -71,6 +71,21 @@ def test_jit_table_columns_follow_the_papers_definitions(tmp_path, evaluation, d
     assert "\\multicolumn{4}{c}{Digits}" in text and (tmp_path / "t.tex").read_text() == text
 
 
+def test_a_scenario_whose_oracle_forgets_nothing_is_marked_untestable(tmp_path, capsys):
+    """The Fashion-MNIST sub-class case: RTRN's D_f acc. equals BSLN's, so D_f cannot tell forgetting from doing
+    nothing; the table says so under it (and the job's log), naming the dataset. A real gap gives no note."""
+    def table(oracle_d_f):
+        values = {(m, k): (v, 0.01) for m in ("original", "retrain", "jit") for k, v in METRICS.items()}
+        values[("retrain", "forget_class_test_acc")] = (oracle_d_f, 0.01)
+        return jit_report.jit_table(summary=str(_summary(tmp_path, "s", values)), definitions=[],
+                                    table=str(tmp_path / "t.tex"), scenario="s", evaluation="class",
+                                    labels={"d": "Fashion_MNIST"}, zero_shot=ZS)
+    text = table(0.225)  # BSLN 0.22: within a point
+    assert "Untestable on Fashion\\_MNIST" in text and "(22.5)" in text and "(22.0)" in text
+    assert "Untestable" in capsys.readouterr().out
+    assert "Untestable" not in table(0.0)
+
+
 def test_jit_table_orders_methods_as_the_paper_and_marks_missing_cells(tmp_path):
     methods = ["jit", "gradient_ascent", "scrub", "finetune", "retrain", "original", "zzz_new"]
     values = {(m, "test_acc"): (0.9, 0.0) for m in methods}

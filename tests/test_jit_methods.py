@@ -263,7 +263,7 @@ TEST_KNOBS = {
     "amnesiac": {"epochs": 20},
     "bad_teacher": {"epochs": 20},
     "ssd": {"alpha": 200.0},
-    "unsir": {},
+    "unsir": {"noise_per_copy": "batch"},  # the default (the reference's builder) repeats 1 noise image on grey digits
     "boundary_shrink": {"mode": "eval"},
     "gkt": {"pseudo_batches": 20, "batch_size": 64},
     "emmn": {"noise_copies": 10, "epochs": 4},
@@ -296,6 +296,53 @@ def test_method_moves_full_class_forgetting_toward_retrain(name, full_class_setu
             for m in ("forget_acc", "forget_class_test_acc", "mia_lr_entropy")}
     assert any(after < before - GAP_MARGIN for after, before in gaps.values()), gaps
     assert result["retain_class_test_acc"] >= RETAIN_FLOOR.get(name, 0.9), result["retain_class_test_acc"]
+
+
+@pytest.mark.parametrize("method", ["unsir", "emmn"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_noisy_sets_repeat_the_first_c_noise_images_as_the_reference_builders_do(method, channels, monkeypatch):
+    """JiT's UNSIR_create_noisy_loader / emmc_create_noisy_lodaer loop `for k in range(batch[0].size(0))`, over the
+    channels of one noise image: each copy holds the first C noise images (of every class, EMMN). The default does
+    that; `noise_per_copy: batch` holds every image. Checked on the items the training loop is handed."""
+    import importlib
+
+    from unlearnbench.nn.models import build_model
+
+    module = importlib.import_module(f"unlearnbench.methods.{method}")
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(model, n, batch, **kw):
+        x, y = batch(torch.arange(n))
+        seen.append((n, x, y))
+        raise Stop
+    monkeypatch.setattr(module, "train_adam", record)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (40, channels, 8, 8), dtype=torch.uint8, generator=gen)
+    y = torch.arange(40) % 4
+    model = build_model("small_cnn", in_channels=channels, n_classes=4, mean=[0.5] * channels, std=[0.25] * channels,
+                        width=4)
+    knobs = {"noise_steps": 1} if method == "unsir" else {"forget_noise_steps": 1, "retain_noise_steps": 1}
+    batch_size = 32 if method == "unsir" else 4
+    for per_copy, per_class in (("channels", channels), ("batch", batch_size)):
+        seen.clear()
+        method_ = build_method(method, {**knobs, "noise_copies": 5, "noise_per_copy": per_copy})
+        data = UnlearnData(declared=method_.reads, n_classes=4, forget=(x[y == 1], y[y == 1]),
+                           **({"retain": (x[y != 1], y[y != 1])} if "retain" in method_.reads else {}))
+        with pytest.raises(Stop):
+            method_.unlearn(copy.deepcopy(model), data, _ctx())
+        n, xs, ys = seen[0]
+        classes = 1 if method == "unsir" else 4
+        n_noise = 5 * classes * per_class
+        assert n == n_noise + (30 if method == "unsir" else 0)
+        one_copy = xs[:classes * per_class]
+        for k in range(1, 5):  # every copy the same images, labelled class by class (EMMN: forget class last)
+            assert torch.equal(xs[k * classes * per_class:(k + 1) * classes * per_class], one_copy)
+        expect = [1] * per_class if method == "unsir" else [0] * per_class + [2] * per_class + [3] * per_class + \
+            [1] * per_class
+        assert ys[:classes * per_class].tolist() == expect
 
 
 # ------------------------------------------------------------------------------------------- scenario limits

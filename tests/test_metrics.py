@@ -156,6 +156,33 @@ def test_lr_entropy_mia_separable_and_chance():
     assert abs(tpr - fpr) < 0.05
 
 
+def test_lr_entropy_mia_equals_jits_multinomial_fit_on_pinned_cases():
+    """The reference (JiT's get_membership_attack_prob, run whole under scikit-learn 1.5.2 by
+    benchmarks/lr_mia_reference.py) on 8 problems where a plain binary fit (C = 1, our metric before) flips forget
+    samples: our attack predicts every forget sample as the reference did; the binary fit does not."""
+    import json
+    from pathlib import Path
+
+    from sklearn.linear_model import LogisticRegression
+
+    pinned = json.loads((Path(__file__).parent / "data" / "lr_mia_reference.json").read_text())
+    assert len(pinned["cases"]) == 8
+    binary_flips = 0
+    for case in pinned["cases"]:
+        h_r, h_t, h_f = (np.asarray(case[k]) for k in ("retain", "test", "forget"))
+        x = np.concatenate([h_r, h_t]).reshape(-1, 1)
+        y = np.concatenate([np.ones(h_r.size), np.zeros(h_t.size)])
+        ours = M.TwoClassMultinomialLR().fit(x, y)
+        assert ours.predict(h_f.reshape(-1, 1)).tolist() == case["pred"]
+        assert ours.predict(h_f.reshape(-1, 1)).mean() == case["mia"]
+        proba = ours.predict_proba(h_f.reshape(-1, 1))[:, 1]
+        np.testing.assert_allclose(np.log(proba / (1 - proba)), ours.log_odds(h_f.reshape(-1, 1)), rtol=1e-6,
+                                   atol=1e-9)
+        binary = LogisticRegression(class_weight="balanced", solver="lbfgs", C=1.0).fit(x, y)
+        binary_flips += int((binary.predict(h_f.reshape(-1, 1)) != np.asarray(case["pred"])).sum())
+    assert binary_flips > 0
+
+
 def test_mia_loss_cv_separable_and_identical():
     rng = np.random.default_rng(4)
     forget = rng.uniform(0.0, 0.1, 500)

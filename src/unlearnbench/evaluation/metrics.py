@@ -354,11 +354,15 @@ def mia_lr_entropy(
     and JiT. Matched: ``X_r = cat(entropy(retain), entropy(test)).reshape(-1,1)``,
     ``Y_r = [1]*|retain| + [0]*|test|`` (full sets, no subsampling -- the class
     weighting balances them), ``X_f = entropy(forget)``, ``0 log 0 := 0``.
-    Deviation: their code passes ``multi_class="multinomial"``; that argument no
-    longer exists in scikit-learn >= 1.8, where a two-class problem is always fit
-    as plain binary logistic regression (the sklearn default), used here.
-    ``seed`` is forwarded as ``random_state`` (lbfgs is deterministic; kept for
-    a uniform API).
+    Their code passes ``multi_class="multinomial"``, which scikit-learn >= 1.8
+    no longer accepts (a two-class problem is then always a binary fit). We fit
+    what scikit-learn < 1.8 fitted for it (:class:`TwoClassMultinomialLR`): the
+    two-row softmax model with both rows penalised, by the same L-BFGS-B call on
+    the same loss. The binary fit with ``C = 1`` (our metric until 2026-12)
+    differed in 26 of 200 random problems (34 of 42,942 forget samples flipped,
+    max |dMIA| 0.015); this fit in none (benchmarks/lr_mia_reference.py, the
+    reference's ``get_membership_attack_prob`` run whole under scikit-learn
+    1.5.2). ``seed`` is kept for a uniform API (lbfgs is deterministic).
 
     Direction: closeness to Retrain is the criterion (lower = fewer forget
     samples look like training members; Retrain is usually well above 0).
@@ -372,17 +376,68 @@ def mia_lr_entropy(
 
 def _entropy_attack(retain_logits: Any, test_logits: Any, seed: int):
     """The fitted attack of :func:`mia_lr_entropy`: entropy of retain (members, 1) vs test (non-members, 0)."""
-    from sklearn.linear_model import LogisticRegression
-
     h_r = entropy_of_outputs(retain_logits)
     h_t = entropy_of_outputs(test_logits)
     if h_r.size == 0 or h_t.size == 0:
         raise ValueError("retain and test sets must be non-empty")
     x = np.concatenate([h_r, h_t]).reshape(-1, 1)
     y = np.concatenate([np.ones(h_r.size), np.zeros(h_t.size)])
-    clf = LogisticRegression(class_weight="balanced", solver="lbfgs", random_state=seed)
-    clf.fit(x, y)
-    return clf
+    return TwoClassMultinomialLR().fit(x, y)
+
+
+class TwoClassMultinomialLR:
+    """``LogisticRegression(class_weight="balanced", solver="lbfgs", multi_class="multinomial")`` on two classes,
+    as scikit-learn < 1.8 fitted it (the LR-entropy MIA of the bad-teacher / SSD / JiT code passes exactly that).
+
+    Model: p(y = k | x) = softmax_k(w_k x + b_k), k in {0, 1}, minimising the class-balanced mean log loss plus
+    ||w_0||² + ||w_1||² / (2 C · Σ sample weights) (intercepts free), from zero, by scipy's L-BFGS-B with
+    scikit-learn's own loss (``LinearModelLoss(HalfMultinomialLoss(n_classes=2))``) and options (maxiter 100, maxls
+    50, gtol 1e-4, ftol 64 eps). The optimum is the binary fit with C doubled (w_0 = -w_1 by symmetry), but L-BFGS
+    stops elsewhere on this parametrisation, which is what moved predictions near the boundary. As scikit-learn
+    < 1.8, ``coef_`` / ``intercept_`` are row 1's (half the log-odds); ``predict`` is ``x w_1 + b_1 > 0``;
+    ``predict_proba`` the softmax of (-d, d); ``log_odds`` = 2 d.
+    """
+
+    def __init__(self, C: float = 1.0, tol: float = 1e-4, max_iter: int = 100):
+        self.C, self.tol, self.max_iter = C, tol, max_iter
+
+    def fit(self, x, y):
+        import warnings
+
+        from scipy import optimize
+        from sklearn._loss.loss import HalfMultinomialLoss
+        from sklearn.linear_model._linear_loss import LinearModelLoss
+
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        if set(np.unique(y).tolist()) != {0.0, 1.0}:
+            raise ValueError("the attack needs members (1) and non-members (0)")
+        counts = np.bincount(y.astype(np.int64), minlength=2)
+        sample_weight = (len(y) / (2.0 * counts))[y.astype(np.int64)]  # class_weight="balanced"
+        loss = LinearModelLoss(base_loss=HalfMultinomialLoss(n_classes=2), fit_intercept=True)
+        w0 = np.zeros((2, x.shape[1] + 1), order="F").ravel(order="F")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = optimize.minimize(loss.loss_gradient, w0, method="L-BFGS-B", jac=True,
+                                       args=(x, y, sample_weight, 1.0 / (self.C * sample_weight.sum()), 1),
+                                       options={"maxiter": self.max_iter, "maxls": 50, "gtol": self.tol,
+                                                "ftol": 64 * np.finfo(float).eps})
+        w = np.reshape(result.x, (2, -1), order="F")[1]
+        self.coef_, self.intercept_ = w[None, :-1], w[-1:]
+        return self
+
+    def decision_function(self, x):
+        return np.asarray(x, dtype=np.float64) @ self.coef_[0] + self.intercept_[0]
+
+    def predict(self, x):
+        return (self.decision_function(x) > 0).astype(np.float64)
+
+    def predict_proba(self, x):
+        d = self.decision_function(x)
+        return softmax(np.stack([-d, d], axis=1))
+
+    def log_odds(self, x):
+        return 2.0 * self.decision_function(x)
 
 
 def mia_lr_entropy_scores(
@@ -396,9 +451,10 @@ def mia_lr_entropy_scores(
 
     Returns ``dict(probability, log_odds, coef, intercept)``: ``probability`` =
     ``clf.predict_proba(H)[:, 1]`` (the attack's probability that a sample is a
-    training member), ``log_odds`` = ``clf.decision_function(H)`` (the same
-    ranking without floating-point saturation at 1.0), and the fitted
-    coefficient / intercept. ``mia_lr_entropy`` is the mean of
+    training member), ``log_odds`` = ``log(p / (1 - p)) = coef * H + intercept``
+    (the same ranking without floating-point saturation at 1.0), and the fitted
+    coefficient / intercept on that log-odds scale (twice the two-class
+    multinomial fit's row-1 values). ``mia_lr_entropy`` is the mean of
     ``probability > 0.5``.
 
     Source: JiT §6 (Table 6) ranks the forget class's samples by this
@@ -406,11 +462,10 @@ def mia_lr_entropy_scores(
     """
     clf = _entropy_attack(retain_logits, test_logits, seed)
     h_q = entropy_of_outputs(query_logits).reshape(-1, 1)
+    coef = {"coef": 2.0 * float(clf.coef_[0, 0]), "intercept": 2.0 * float(clf.intercept_[0])}
     if h_q.size == 0:
-        return {"probability": np.zeros(0), "log_odds": np.zeros(0), "coef": float(clf.coef_[0, 0]),
-                "intercept": float(clf.intercept_[0])}
-    return {"probability": clf.predict_proba(h_q)[:, 1], "log_odds": clf.decision_function(h_q),
-            "coef": float(clf.coef_[0, 0]), "intercept": float(clf.intercept_[0])}
+        return {"probability": np.zeros(0), "log_odds": np.zeros(0), **coef}
+    return {"probability": clf.predict_proba(h_q)[:, 1], "log_odds": clf.log_odds(h_q), **coef}
 
 
 # Folds of mia_loss_cv's stratified cross-validation: each fold needs a forget and a test image, so a forget set

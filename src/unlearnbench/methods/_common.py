@@ -58,6 +58,21 @@ def noise_and_images(model, noise, noise_labels, n_noise_items: int, x=None, y=N
     return batch
 
 
+# Which optimised noise images UNSIR's and EMMN's training sets repeat (knob `noise_per_copy`).
+NOISE_PER_COPY = ("channels", "batch")
+
+
+def copied_noise(noise, per_copy: str):
+    """The noise images one copy of the reference's noisy training set holds. `channels`: the first C images, C the
+    image channel count (noise.shape[1]), what the reference's builders do (their loop `for k in
+    range(batch[0].size(0))` runs over the channels of the first image, not over the batch); `batch`: every image."""
+    if per_copy == "batch":
+        return noise
+    if per_copy != "channels":
+        raise ValueError(f"noise_per_copy must be one of {NOISE_PER_COPY}, got {per_copy!r}")
+    return noise[:noise.shape[1]]
+
+
 def optimise_noise(model, noise, label: int, *, steps: int, lr: float, l2: float, maximise: bool):
     """The reference's noise step (src/unlearn.py `UNSIR_noise_train` for maximise=True, `emmn_noise_train` for
     False): Adam (lr) on the noise tensor (already in the normalised input space) for `steps` steps of

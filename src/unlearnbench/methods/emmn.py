@@ -13,6 +13,11 @@ Full class only. No real data: the forget set is read only for its class and ima
 3. One training set of 80 copies of every N_c (labelled c) and of N_f (labelled c_f), shuffled batches of 4,
    2 epochs of Adam (lr 1e-4) on the cross-entropy, train mode.
 
+Which noise images the training set repeats (`noise_per_copy`): the reference's builder (`emmc_create_noisy_lodaer`)
+loops `for k in range(batch[0].size(0))`, over the C channels of one noise image, so each copy adds only the first
+C = 3 of every class's 4 images. That made JiT's tables and is the default (`channels`: the first C images, C = the
+data's channel count); `batch` uses all of them (the paper's reading).
+
 The reference has no separate repair step: the error-minimising noise is trained on jointly with the error-maximising
 one (the paper describes impair, then repair). The model is in train mode while the noise is optimised and the
 model's gradients of all noise steps reach the first training step, as in the reference (`noise_mode`,
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import noise_and_images, optimise_noise, the_forget_class, train_adam
+from ._common import NOISE_PER_COPY, copied_noise, noise_and_images, optimise_noise, the_forget_class, train_adam
 from .base import UnlearningMethod, knob, register, torch
 
 
@@ -48,6 +53,9 @@ class EMMN(UnlearningMethod):
         noise_mode: str = knob("train", choices=("train", "eval"),
                                help="model mode while the noise is optimised (reference: train)")
         keep_noise_grads: bool = knob(True, help="the noise steps' model gradients enter the first training step")
+        noise_per_copy: str = knob("channels", choices=NOISE_PER_COPY,
+                                   help="noise images of each class each copy adds: the first C (C = image channels; "
+                                        "the reference's builder, default) or all of them (the paper's reading)")
 
     def unlearn(self, model, data, ctx):
         k = self.knobs
@@ -65,8 +73,9 @@ class EMMN(UnlearningMethod):
                                              l2=0.0, maximise=False)
         if not k.keep_noise_grads:
             model.zero_grad(set_to_none=True)
-        noise = torch.cat([*retain_noise.values(), forget_noise])
-        labels = torch.tensor(others + [label], device=device).repeat_interleave(k.noise_batch_size)
+        per_class = [copied_noise(n, k.noise_per_copy) for n in [*retain_noise.values(), forget_noise]]
+        noise = torch.cat(per_class)
+        labels = torch.tensor(others + [label], device=device).repeat_interleave(len(per_class[0]))
         ctx.log(f"emmn: error-maximising noise for class {label}, error-minimising noise for {len(others)} classes; "
                 f"training on {k.noise_copies}x{len(noise)} noise images")
         n_items = k.noise_copies * len(noise)
