@@ -425,6 +425,98 @@ def test_the_tune_stage_never_reads_the_test_split(random_setup, tuning_setup, t
     assert chosen["point"] == {"lr": 0.003}
 
 
+# ---------------------------------------------------------------------------------------------- a fair race
+
+def _built_in_methods():
+    from unlearnbench.methods import REGISTRY
+
+    return sorted(n for n, c in REGISTRY.items() if c.__module__.startswith("unlearnbench.methods."))
+
+
+@pytest.mark.parametrize("method", _built_in_methods())
+def test_every_method_declares_a_search_space_that_validates(method):
+    """Every registered method (all of the JiT and UIB tables' rows among them) declares the space an equal-budget
+    table searches, and every range end validates as the method's knob (a range outside a knob's bounds fails)."""
+    from unlearnbench.config.plan import _run_spec, equal_budget_spec
+    from unlearnbench.methods import REGISTRY
+
+    space = REGISTRY[method].search_space
+    assert space, f"{method}: no search space declared"
+    race = {"mode": "equal_budget", "trials": 7, "seed": 0}
+    run = _run_spec("r", equal_budget_spec("r", {"method": method}, race), [0])[0]
+    assert run.tune.search == "tpe" and run.tune.trials == 7
+    assert sorted(run.tune.keys) == sorted(space)
+
+
+def test_setting_wrappers_add_their_own_space_and_the_sparse_start_is_never_tuned():
+    from unlearnbench.config.plan import _run_spec, equal_budget_spec
+
+    race = {"mode": "equal_budget", "trials": 5}
+    uib = _run_spec("r", equal_budget_spec("r", {"method": "finetune", "setting": "uib"}, race), [0])[0]
+    assert set(uib.tune.keys) == {"lr", "epochs", "setting_knobs.beta", "setting_knobs.tau"}
+    sparse = _run_spec("r", equal_budget_spec("r", {"method": "finetune", "setting": "sparsity"}, race), [0])[0]
+    assert set(sparse.tune.keys) == {"lr", "epochs"}
+
+
+def test_equal_budget_tunes_every_method_with_the_same_trials_and_says_so():
+    """`tuning: equal_budget`: every run of the config (sweep points aside) gets a TPE search with the same budget,
+    a run's own tune block (influence's grid here) replaced; the tables' notes name the mode. as_published (the default,
+    and what an absent block means) leaves the config's own tune blocks alone."""
+    config = _validated(DEFAULT)
+    config["methods"]["jit"]["sweep"] = {"sigma": [0.01, 0.5]}
+    published = parse(config)
+    assert published.race["mode"] == "as_published"
+    untuned = [n for n, r in published.runs.items() if r.tune is None and r.sweep_of is None]
+    assert untuned and {n for n, r in published.runs.items() if r.tune is not None} == \
+        {n for n, m in config["methods"].items() if m.get("tune")}
+    assert published.seed_notes(["random"])[-1].startswith("Tuning: as published:")
+    config["tuning"] = {"mode": "equal_budget", "trials": 9, "seed": 3}
+    fair = parse(_validated(config))
+    runs = {n: r for n, r in fair.runs.items() if r.sweep_of is None}
+    assert {n: (r.tune.search, r.tune.trials, r.tune.seed) for n, r in runs.items()} == \
+        {n: ("tpe", 9, 3) for n in runs}
+    assert all(r.tune is None for r in fair.runs.values() if r.sweep_of is not None)
+    assert fair.seed_notes(["random"])[-1].startswith("Tuning: equal budget: every method's knobs chosen by TPE in 9")
+    # every (dataset, scenario, run) it plans is searched: the same number of tune jobs per method
+    per_run = {}
+    for _, _, run in fair.tune_jobs():
+        per_run[run] = per_run.get(run, 0) + 1
+    assert set(per_run) == set(runs)
+
+
+def test_a_method_without_a_search_space_cannot_join_an_equal_budget_table(monkeypatch):
+    from unlearnbench.methods import REGISTRY
+
+    monkeypatch.setattr(REGISTRY["ssd"], "search_space", None)
+    config = _validated(DEFAULT)
+    config["methods"]["ssd"] = {"method": "ssd"}
+    config["tuning"] = {"mode": "equal_budget"}
+    with pytest.raises(ConfigError, match=r"methods\.ssd\.method: 'ssd' declares no search space"):
+        parse(_validated(config))
+
+
+def test_an_equal_budget_search_runs_its_budget_without_reading_test_data(random_setup, tuning_setup, tmp_path,
+                                                                        monkeypatch):
+    """The tune job of an equal-budget run: exactly its trials, every one of them, and the experiment opened only
+    through the view without the test split (a reach for test data raises; the test's recording sees no test=True)."""
+    from unlearnbench.datasets.experiment import ExperimentData
+
+    config = _ga_config([0.003])
+    config["methods"]["gradient_ascent"].pop("tune")
+    config["tuning"] = {"mode": "equal_budget", "trials": 3, "startup_trials": 3}
+    plan = parse(_validated(config))
+    spec, tuning = plan.job("gradient_ascent", "digits", "random"), plan.runs["gradient_ascent"].tune.as_dict()
+    assert tuning["trials"] == 3 and {d["key"] for d in tuning["dimensions"]} == {"lr", "epochs"}
+    opened = []
+    load = ExperimentData.load.__func__
+    monkeypatch.setattr(ExperimentData, "load", classmethod(lambda cls, path, *, test=True:
+                                                            opened.append(test) or load(cls, path, test=test)))
+    chosen = _tune(random_setup, tuning_setup, tmp_path, spec, tuning, "fair")
+    trials = pd.read_csv(tmp_path / "fair" / "trials.csv")
+    assert len(trials) == 3 and opened and not any(opened)
+    assert set(chosen["point"]) == {"lr", "epochs"}
+
+
 # ---------------------------------------------------------------------------------------------- the search
 
 TPE = {"search": "tpe", "trials": 12, "startup_trials": 4, "seed": 5, "objective": {"forget_acc": 1.0},

@@ -165,6 +165,7 @@ class Plan:
     bias_groups: dict = field(default_factory=dict)  # fig_bias_strength's datasets (bias_strength_groups)
     # the population stage (config.population.population_plan): size, protocol, ..., experiments; None: none
     population: dict | None = None
+    race: dict = field(default_factory=lambda: {"mode": "as_published"})  # `tuning:` (as_published | equal_budget)
     _jobs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getattr__(self, name):
@@ -215,9 +216,27 @@ class Plan:
         return seeds
 
     def seed_notes(self, scenarios) -> list[str]:
-        """Table notes for the scenarios whose seed count was capped at the run's (`seed_caps`)."""
+        """Table notes on the run as a whole for a table of `scenarios`: the seed counts capped at the run's
+        (`seed_caps`), then how the methods got their knobs (`tuning_note`)."""
         return [f"{name}: {got} seeds (scenarios.{name}.seeds asks for {asked}; this run has {got})"
-                for name in scenarios if name in self.seed_caps for asked, got in [self.seed_caps[name]]]
+                for name in scenarios if name in self.seed_caps for asked, got in [self.seed_caps[name]]] + \
+            [self.tuning_note(scenarios)]
+
+    def tuning_note(self, scenarios) -> str:
+        """Which tuning mode made a table of `scenarios`, and each tuned run's budget (docs/tuning.md)."""
+        tuned = {}
+        for scenario in scenarios:
+            for run in self.tuned_runs_for(scenario):
+                tuned[run] = self.runs[run].tune.trials
+        if self.race["mode"] == "equal_budget":
+            return (f"Tuning: equal budget: every method's knobs chosen by TPE in {self.race.get('trials', 12)} "
+                    f"trials over its declared search space, on the tuning request and validation data "
+                    f"(docs/tuning.md).")
+        if not tuned:
+            return "Tuning: as published: no method tuned; every method at its configured values."
+        runs = ", ".join(f"{run} ({n} trials)" for run, n in tuned.items())
+        return (f"Tuning: as published: {runs} tuned on the tuning request and validation data; every other method "
+                f"at its configured (authors') values.")
 
     def seeds_of(self, scenario: str) -> list[int]:
         """The seeds a scenario runs on (its oracles, original and runs): `scenarios.<name>.seeds`, default all."""
@@ -324,6 +343,33 @@ def _run_spec(name: str, spec: dict, seeds: list[int]) -> list[RunSpec]:
     base = RunSpec(name=name, tune=tune, points=tuple(names), **common)
     return [base] + [RunSpec(name=n, sweep_of=name, point=p, seeds=sweep_seeds, **common)
                      for n, (_, p) in zip(names, declared)]
+
+
+def equal_budget_spec(name: str, spec: dict, race: dict) -> dict:
+    """`tuning: equal_budget`: the run `name` tuned by TPE over its method's declared search space (and its setting's),
+    with the race's trial budget; the run's own `tune:` block, if any, is replaced so every method gets the same."""
+    from ..methods import REGISTRY, STANDARD, WRAPPERS
+
+    method, setting = spec["method"], spec.get("setting", STANDARD)
+    space = copy.deepcopy(REGISTRY[method].search_space)
+    if space is None:
+        raise ConfigError(f"methods.{name}.method: {method!r} declares no search space (`search_space` on its "
+                          f"class), so it cannot run with tuning.mode: equal_budget; declare one (docs/tuning.md) or "
+                          f"use tuning.mode: as_published")
+    if setting != STANDARD:
+        own = WRAPPERS[setting].search_space
+        if own is None:
+            raise ConfigError(f"methods.{name}.setting: {setting!r} declares no search space, so it cannot run with "
+                              f"tuning.mode: equal_budget")
+        space.update(copy.deepcopy(own))
+    if not space:
+        raise ConfigError(f"methods.{name}: {method!r} in setting {setting!r} has an empty search space; an "
+                          f"equal-budget table needs every method tuned")
+    tune = {"search": "tpe", "space": space, "trials": race.get("trials", 12), "seed": race.get("seed", 0)}
+    for key in ("startup_trials", "seeds", "objective"):
+        if race.get(key) is not None:
+            tune[key] = copy.deepcopy(race[key])
+    return {**spec, "tune": tune}
 
 
 def seed_subset(value, seeds: list[int], key: str) -> list[int]:
@@ -442,7 +488,11 @@ def parse(config: dict, root=None) -> Plan:
     tuning = _scenario_tuning(config, scenario_types)
     seeds = seed_list(config)
     runs, seen = {}, {}
+    race = dict(config.get("tuning") or {"mode": "as_published"})
+    race.setdefault("mode", "as_published")
     for name, spec in config["methods"].items():
+        if race["mode"] == "equal_budget":
+            spec = equal_budget_spec(name, spec, race)
         if name in reserved:
             raise ConfigError(f"methods.{name}: {name!r} is the name of a reference run (the scenarios' oracles and "
                               f"original: {', '.join(sorted(reserved))}); give the run another name")
@@ -503,7 +553,7 @@ def parse(config: dict, root=None) -> Plan:
         if isinstance(value, int) and not isinstance(value, bool) and value > len(seeds):
             seed_caps[name] = (value, len(seeds))
         scenario_seeds[name] = seed_subset(value, seeds, f"scenarios.{name}.seeds")
-    plan = Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning,
+    plan = Plan(experiments=plan_experiments, seeds=seeds, runs=runs, references=references, tuning=tuning, race=race,
                 scenario_seeds=scenario_seeds, seed_caps=seed_caps, jit=jit,
                 settings=_settings(config), datasets=copy.deepcopy(config["datasets"]),
                 scenarios={name: scenario_options(config, name) for name in config["scenarios"]},

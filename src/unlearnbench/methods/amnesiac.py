@@ -26,6 +26,9 @@ class Amnesiac(UnlearningMethod):
     name = "amnesiac"
     reads = frozenset({"forget", "retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): Deep Unlearn's lr (log [1e-5, 1e-1]); epochs 1-10
+    search_space = {"lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "epochs": {"low": 1, "high": 10}}
+
     @dataclass
     class Knobs:
         epochs: int = knob(3, low=1, help="reference: 3")

@@ -43,6 +43,9 @@ class BadTeacher(UnlearningMethod):
     name = "bad_teacher"
     reads = frozenset({"forget", "retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): Deep Unlearn's lr and KL temperature (0, 5]; epochs 1-10
+    search_space = {"lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "epochs": {"low": 1, "high": 10}, "temperature": {"low": 0.1, "high": 5.0}}
+
     @dataclass
     class Knobs:
         epochs: int = knob(1, low=1, help="reference: 1")

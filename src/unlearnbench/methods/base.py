@@ -194,6 +194,10 @@ class UnlearningMethod:
     reads: ClassVar[frozenset[str]]
     Knobs: ClassVar[type]
     scenarios: ClassVar[frozenset[str] | None] = None
+    # The knobs `tuning: equal_budget` searches and their ranges, in a tune block's `space` syntax ({knob: {low, high,
+    # log} | [values]}; a wrapper's under `setting_knobs`); docs/tuning.md gives each range's source. None: none
+    # declared, so the method cannot run in an equal-budget table (the config parse says so before any job).
+    search_space: ClassVar[dict | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

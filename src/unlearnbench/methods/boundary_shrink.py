@@ -44,6 +44,9 @@ class BoundaryShrink(UnlearningMethod):
     name = "boundary_shrink"
     reads = frozenset({"forget"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): around the authors' lr 1e-5, bound 0.1, 10 epochs
+    search_space = {"lr": {"low": 1.0e-6, "high": 1.0e-2, "log": True}, "bound": {"low": 0.01, "high": 0.5, "log": True}, "epochs": {"low": 1, "high": 20}}
+
     @dataclass
     class Knobs:
         bound: float = knob(0.1, low=0.0, low_open=True, help="FGSM step and L∞ bound, pixel units (reference: 0.1)")

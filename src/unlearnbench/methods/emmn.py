@@ -39,6 +39,9 @@ class EMMN(UnlearningMethod):
     reads = frozenset({"forget"})
     scenarios = frozenset({"full_class"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): log around the reference's Adam 1e-4, noise 0.1; epochs 1-5 (2)
+    search_space = {"lr": {"low": 1.0e-5, "high": 1.0e-2, "log": True}, "noise_lr": {"low": 0.01, "high": 1.0, "log": True}, "epochs": {"low": 1, "high": 5}}
+
     @dataclass
     class Knobs:
         noise_batch_size: int = knob(4, low=1, help="noise images per class (reference: 4)")

@@ -38,6 +38,9 @@ class OTRepair(UnlearningMethod):
     reads = frozenset({"retain", "retain_attribute"})
     scenarios = frozenset({"bias"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): repair λ over [0, 1]; FT's lr and epochs
+    search_space = {"lam": {"low": 0.0, "high": 1.0}, "lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "epochs": {"low": 1, "high": 10}}
+
     @dataclass
     class Knobs(SGDKnobs):
         lam: float = knob(1.0, low=0.0, high=1.0, help="partial repair λ (1: the barycenter)")
@@ -92,6 +95,9 @@ class MIFeature(UnlearningMethod):
     name = "mi_feature"
     reads = frozenset({"retain", "retain_attribute"})
     scenarios = frozenset({"bias"})
+
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): γ log around the default 10; FT's lr and epochs
+    search_space = {"gamma": {"low": 0.1, "high": 100.0, "log": True}, "lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "epochs": {"low": 1, "high": 10}}
 
     @dataclass
     class Knobs(SGDKnobs):

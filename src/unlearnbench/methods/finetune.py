@@ -11,6 +11,9 @@ class Finetune(UnlearningMethod):
     name = "finetune"
     reads = frozenset({"retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): Deep Unlearn's lr (log [1e-5, 1e-1]); epochs 1-10
+    search_space = {"lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "epochs": {"low": 1, "high": 10}}
+
     @dataclass
     class Knobs(SGDKnobs):
         pass

@@ -45,6 +45,9 @@ class FisherForgetting(UnlearningMethod):
     name = "fisher"
     reads = frozenset({"retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): α log around Unlearn-Sparse's 0.2 (Deep Unlearn tunes α)
+    search_space = {"alpha": {"low": 1.0e-3, "high": 1.0, "log": True}}
+
     @dataclass
     class Knobs:
         alpha: float = knob(0.2, low=0.0, low_open=True, help="α: noise variance scale α·F⁻¹")

@@ -130,6 +130,9 @@ class FisherNew(UnlearningMethod):
     name = "fisher_new"
     reads = frozenset({"retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): α log two decades around Golatkar et al.'s 1e-6
+    search_space = {"alpha": {"low": 1.0e-8, "high": 1.0e-4, "log": True}}
+
     @dataclass
     class Knobs:
         alpha: float = knob(1e-6, low=0.0, low_open=True,

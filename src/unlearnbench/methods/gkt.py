@@ -121,6 +121,9 @@ class GKT(UnlearningMethod):
     reads = frozenset({"forget"})
     scenarios = frozenset({"full_class"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): β between JiT's 5 and the official 250; both learning rates around the reference's
+    search_space = {"beta": {"low": 1.0, "high": 250.0, "log": True}, "student_max_lr": {"low": 0.01, "high": 0.5, "log": True}, "generator_lr": {"low": 1.0e-3, "high": 0.1, "log": True}}
+
     @dataclass
     class Knobs:
         pseudo_batches: int = knob(1000, low=1, help="z batches (reference: 1000; ViT 101)")

@@ -75,6 +75,9 @@ class InfluenceFunction(UnlearningMethod):
     name = "influence"
     reads = frozenset({"forget", "retain", "forget_counterfactual"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): LiSSA's damping, log around the default grid 0.2-0.8, up to its bound 1
+    search_space = {"damping": {"low": 0.05, "high": 1.0, "log": True}}
+
     @dataclass
     class Knobs:
         damping: float = knob(0.01, low=0.0, high=1.0, help="LiSSA damping d: effective λ = d·scale")

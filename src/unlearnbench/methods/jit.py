@@ -71,6 +71,9 @@ class JiT(UnlearningMethod):
     name = "jit"
     reads = frozenset({"forget"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): the default config's TPE space (JiT §5 tunes η and σ)
+    search_space = {"lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "sigma": {"low": 1.0e-3, "high": 2.0, "log": True}}
+
     @dataclass
     class Knobs:
         lr: float = knob(0.0003, low=0.0, low_open=True, help="η (paper §5, VGG11: 3e-4 in every scenario)")

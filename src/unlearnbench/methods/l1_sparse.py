@@ -23,6 +23,9 @@ class L1Sparse(UnlearningMethod):
     name = "l1_sparse"
     reads = frozenset({"retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): Deep Unlearn's lr, epochs 1-10; γ log around Unlearn-Sparse's 5e-4
+    search_space = {"lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "epochs": {"low": 1, "high": 10}, "gamma": {"low": 1.0e-5, "high": 1.0e-2, "log": True}}
+
     @dataclass
     class Knobs(SGDKnobs):
         gamma: float = knob(5e-4, low=0.0, help="γ: initial ℓ1 weight, decayed as γ(1 − t/T)")

@@ -71,6 +71,9 @@ class MarginalMI(UnlearningMethod):
     name = "marginal_mi"
     reads = frozenset({"forget", "retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): Xu & Strohmer's γ (1.5-5) and epochs (2-20), widened
+    search_space = {"gamma": {"low": 0.1, "high": 10.0, "log": True}, "lr": {"low": 1.0e-4, "high": 1.0e-2, "log": True}, "epochs": {"low": 1, "high": 20}}
+
     @dataclass
     class Knobs:
         gamma: float = knob(3.5, low=0.0, help="γ: weight of I(Ŷ; Z) (the authors run 1.5, 3.5 and 5)")

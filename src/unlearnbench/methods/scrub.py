@@ -34,6 +34,9 @@ class Scrub(UnlearningMethod):
     name = "scrub"
     reads = frozenset({"forget", "retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): Deep Unlearn's lr; α, γ log over JiT's two settings (0.001 / 0.99, 1 / 5) and beyond
+    search_space = {"lr": {"low": 1.0e-5, "high": 0.1, "log": True}, "sgda_epochs": {"low": 1, "high": 10}, "alpha": {"low": 1.0e-3, "high": 10.0, "log": True}, "gamma": {"low": 0.1, "high": 10.0, "log": True}}
+
     @dataclass
     class Knobs(SGDOptimKnobs):
         alpha: float = knob(0.001, low=0.0, help="α: weight of the KL to the teacher on retain (min step)")

@@ -23,6 +23,9 @@ class Sparsity(Wrapper):
     name = "sparsity"
     start = "sparse_baseline"
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): none of its own (its sparsity chooses the starting model, never tuned): the inner method's space
+    search_space = {}
+
     @dataclass
     class Knobs:
         sparsity: float = knob(0.95, low=0.0, high=1.0, low_open=True,

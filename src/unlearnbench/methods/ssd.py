@@ -63,6 +63,9 @@ class SSD(UnlearningMethod):
     name = "ssd"
     reads = frozenset({"forget", "retain"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): α, λ log a decade around JiT's scripts (α 1-10, λ 1-6)
+    search_space = {"alpha": {"low": 0.1, "high": 100.0, "log": True}, "dampening": {"low": 0.1, "high": 10.0, "log": True}}
+
     @dataclass
     class Knobs:
         alpha: float = knob(10.0, low=0.0, help="α, selection weighting (SSD paper: 10)")

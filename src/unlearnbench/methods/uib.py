@@ -219,6 +219,9 @@ class UIB(Wrapper):
     # UIB Table 1: FT, SR (Fisher scrubbing: fisher_new), IF; and SCRUB, the project's earlier SR
     supports = frozenset({"finetune", "fisher_new", "influence", "scrub"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): UIB Table 3's β ∈ {0.01, 0.05, 0.1}, τ ∈ {0.05, 0.1, 1} as log ranges
+    search_space = {"setting_knobs": {"beta": {"low": 0.01, "high": 0.1, "log": True}, "tau": {"low": 0.05, "high": 1.0, "log": True}}}
+
     @dataclass
     class Knobs:
         beta: float = knob(0.01, low=0.0, help="β of Eq. 2; Table 3 searches {0.1, 0.01, 0.05}")

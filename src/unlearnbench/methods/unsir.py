@@ -55,6 +55,9 @@ class UNSIR(UnlearningMethod):
     reads = frozenset({"forget", "retain"})
     scenarios = frozenset({"full_class", "sub_class"})
 
+    # equal-budget tuning (`tuning: equal_budget`, docs/tuning.md): log around the reference's Adam 1e-4, noise 0.1, 25 (sub-class 250) steps
+    search_space = {"lr": {"low": 1.0e-5, "high": 1.0e-2, "log": True}, "noise_lr": {"low": 0.01, "high": 1.0, "log": True}, "noise_steps": {"low": 5, "high": 250, "log": True}}
+
     @dataclass
     class Knobs:
         noise_batch_size: int = knob(32, low=1, help="noise images (reference: 32)")
