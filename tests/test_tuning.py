@@ -495,18 +495,22 @@ def test_a_method_without_a_search_space_cannot_join_an_equal_budget_table(monke
         parse(_validated(config))
 
 
-def test_an_equal_budget_search_runs_its_budget_without_reading_test_data(random_setup, tuning_setup, tmp_path,
+@pytest.mark.parametrize("method", ["gradient_ascent", "bad_teacher"])
+def test_an_equal_budget_search_runs_its_budget_without_reading_test_data(method, random_setup, tuning_setup, tmp_path,
                                                                         monkeypatch):
     """The tune job of an equal-budget run: exactly its trials, every one of them, and the experiment opened only
-    through the view without the test split (a reach for test data raises; the test's recording sees no test=True)."""
+    through the view without the test split (a reach for test data raises; the test's recording sees no test=True).
+    Bad Teacher builds its incompetent teacher from the context's model factory, which the tune job provides too
+    (it did not, until equal_budget first tuned BT)."""
     from unlearnbench.datasets.experiment import ExperimentData
+    from unlearnbench.methods import REGISTRY
 
     config = _ga_config([0.003])
-    config["methods"]["gradient_ascent"].pop("tune")
+    config["methods"] = {method: {"method": method, "epochs": 1}}
     config["tuning"] = {"mode": "equal_budget", "trials": 3, "startup_trials": 3}
     plan = parse(_validated(config))
-    spec, tuning = plan.job("gradient_ascent", "digits", "random"), plan.runs["gradient_ascent"].tune.as_dict()
-    assert tuning["trials"] == 3 and {d["key"] for d in tuning["dimensions"]} == {"lr", "epochs"}
+    spec, tuning = plan.job(method, "digits", "random"), plan.runs[method].tune.as_dict()
+    assert tuning["trials"] == 3 and {d["key"] for d in tuning["dimensions"]} == set(REGISTRY[method].search_space)
     opened = []
     load = ExperimentData.load.__func__
     monkeypatch.setattr(ExperimentData, "load", classmethod(lambda cls, path, *, test=True:
@@ -514,7 +518,8 @@ def test_an_equal_budget_search_runs_its_budget_without_reading_test_data(random
     chosen = _tune(random_setup, tuning_setup, tmp_path, spec, tuning, "fair")
     trials = pd.read_csv(tmp_path / "fair" / "trials.csv")
     assert len(trials) == 3 and opened and not any(opened)
-    assert set(chosen["point"]) == {"lr", "epochs"}
+    assert trials["error"].isna().all(), trials["error"].tolist()
+    assert set(chosen["point"]) == set(REGISTRY[method].search_space)
 
 
 # ---------------------------------------------------------------------------------------------- the search

@@ -35,7 +35,7 @@ from ..core.logs import get_logger
 from ..methods import UnlearnContext, build_method
 from ..scenarios import ForgetRequest
 from .search import point_key, run_search
-from ..steps.training import load_model
+from ..steps.training import load_model, new_model
 
 RETAIN_SAMPLE = 5000  # tuning retain points the objective reads (a fixed subsample: MIA members, retain accuracy)
 
@@ -163,7 +163,8 @@ def tune(*, experiment: str, request: str, starts: list[str], oracles: list[str]
         for ref in references:
             net = copy.deepcopy(ref["net"])
             generator = engine.seed_everything(seeds.derive(ref["seed"], "unlearn"))
-            ctx = UnlearnContext(dev, generator, log=lambda message: None, start_meta=ref["meta"])
+            ctx = UnlearnContext(dev, generator, log=lambda message: None, start_meta=ref["meta"],
+                                 model_factory=lambda meta=ref["meta"]: new_model(data, meta["model_cfg"]))
             try:
                 method.unlearn(net, inputs_cache[reads], ctx)
             except FloatingPointError as exc:
