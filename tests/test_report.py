@@ -154,6 +154,22 @@ def test_table_refuses_two_datasets_sharing_a_label_and_scenario(reported, tmp_p
     tables.uib_table(summary=str(tmp_path / "s.csv"), table=str(tmp_path / "t.tex"), labels={"d": "X", "e": "Y"})
 
 
+def test_a_row_that_makes_predictions_follow_the_colour_more_is_noted(tmp_path):
+    """ot_repair on the bias setup raised Cramér's V above the original model's (0.50 -> 0.79, docs/methods.md):
+    such a row gets a note naming both values; a row that lowers it (or raises it by no more than BIAS_RISE) none."""
+    rows = []
+    for method, v in (("original", 0.50), ("ot_repair", 0.79), ("finetune", 0.41), ("influence", 0.53)):
+        for metric, value in (("bias_cramers_v", v), ("test_f1", 0.5), ("rip", 1.0), ("mia_efficacy_svc", 0.1),
+                              ("ut_minutes", 0.01)):
+            rows.append({"dataset": "d", "scenario": "bias", "setting": "standard", "method": method, "metric": metric,
+                         "n": 3, "mean": value, "std": 0.01})
+    pd.DataFrame(rows).to_csv(tmp_path / "s.csv", index=False)
+    text = tables.uib_table(summary=str(tmp_path / "s.csv"), table=str(tmp_path / "t.tex"))
+    noted = [line for line in text.splitlines() if "follow" in line]
+    assert len(noted) == 1 and "ot\\_repair" in noted[0]
+    assert "0.79, Original 0.50" in noted[0]
+
+
 def _plan(path):
     import yaml
     from snakemake.utils import validate

@@ -43,6 +43,21 @@ def _notes(cells: dict, dataset: str, scenario: str, setting: str, method: str, 
     return notes
 
 
+# A row whose Cramér's V (test colour vs prediction) exceeds the original model's by more than this (means over
+# seeds) gets a note: unlearning made the predictions follow the colour more, the opposite of the bias scenario's aim
+BIAS_RISE = 0.05
+
+
+def _bias_notes(cells: dict, original_v: dict, dataset: str, scenario: str, setting: str, method: str,
+                prefix: str) -> list[str]:
+    row = cells.get((dataset, scenario, setting, method, "bias_cramers_v"))
+    before = original_v.get(dataset, {}).get(scenario)
+    if row is None or before is None or pd.isna(row["mean"]) or pd.isna(before) or row["mean"] <= before + BIAS_RISE:
+        return []
+    return [f"{prefix}Cramér's V (colour, prediction) {row['mean']:.2f}, Original {before:.2f}: predictions follow "
+            f"the colour more than before unlearning (docs/methods.md)"]
+
+
 def _cell(row: pd.Series | None, scale: float, decimals: int) -> str:
     if row is None or pd.isna(row["mean"]):
         return "--"
@@ -64,6 +79,9 @@ def uib_table(*, summary: str, table: str, runs: str | None = None, labels: dict
     out_tex = table
     summary = read_table(summary, "summary table")
     scenarios = scenarios or {s: s for s in dict.fromkeys(summary.scenario)}
+    original_v = {(labels or {}).get(r.dataset, r.dataset): {} for r in summary.itertuples()}
+    for r in summary[(summary.method == "original") & (summary.metric == "bias_cramers_v")].itertuples():
+        original_v[(labels or {}).get(r.dataset, r.dataset)][r.scenario] = r.mean
     summary = summary[summary.method != "original"].copy()
     shared = summary[["dataset", "scenario"]].drop_duplicates()
     shared = shared.assign(label=shared.dataset.map(lambda d: (labels or {}).get(d, d)))
@@ -80,7 +98,8 @@ def uib_table(*, summary: str, table: str, runs: str | None = None, labels: dict
     row_notes = {}
     for key in summary[["scenario", "setting", "method"]].drop_duplicates().itertuples(index=False):
         notes = [n for d in datasets
-                 for n in _notes(cells, d, *key, prefix=f"{d}: " if len(datasets) > 1 else "")]
+                 for n in _notes(cells, d, *key, prefix=f"{d}: " if len(datasets) > 1 else "")
+                 + _bias_notes(cells, original_v, d, *key, prefix=f"{d}: " if len(datasets) > 1 else "")]
         if notes:
             row_notes[tuple(key)] = "; ".join(notes)
     note_col = bool(row_notes)
