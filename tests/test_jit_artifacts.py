@@ -86,6 +86,20 @@ def test_a_scenario_whose_oracle_forgets_nothing_is_marked_untestable(tmp_path, 
     assert "Untestable" not in table(0.0)
 
 
+def test_a_row_that_destroyed_the_model_is_noted(tmp_path):
+    """A method whose D_r acc. falls below half of RTRN's (an equal-budget EMMN on digits: 6.6 vs 97.6) "forgets"
+    by destruction: the table says so, naming the row and both values; a row above the line gets no note."""
+    values = {(m, k): (v, 0.01) for m in ("original", "retrain", "jit", "emmn") for k, v in METRICS.items()}
+    values[("retrain", "retain_class_test_acc")] = (0.976, 0.004)
+    values[("emmn", "retain_class_test_acc")] = (0.066, 0.078)
+    values[("jit", "retain_class_test_acc")] = (0.60, 0.03)
+    text = jit_report.jit_table(summary=str(_summary(tmp_path, "s", values)), definitions=[],
+                                table=str(tmp_path / "t.tex"), scenario="s", evaluation="class", labels={"d": "Digits"},
+                                zero_shot={**ZS, "standard/emmn": True})
+    noted = [line for line in text.splitlines() if "destruction" in line]
+    assert len(noted) == 1 and noted[0].startswith("EMMN on Digits") and "6.6, below half of RTRN's (97.6)" in noted[0]
+
+
 def test_jit_table_orders_methods_as_the_paper_and_marks_missing_cells(tmp_path):
     methods = ["jit", "gradient_ascent", "scrub", "finetune", "retrain", "original", "zzz_new"]
     values = {(m, "test_acc"): (0.9, 0.0) for m in methods}

@@ -59,6 +59,10 @@ CHECK, CROSS = "$\\checkmark$", "$\\times$"
 # superclass, which the oracle still predicts from the sibling fine classes). Known only once the oracle is trained,
 # so it is a note under the table (and a line in the job's log), not a check before the run.
 UNTESTABLE_GAP = 0.01
+# A method row whose D_r acc. is below this share of the retrain oracle's (means over seeds) has destroyed the model:
+# its D_f and MIA cells then show destruction, not forgetting (a destroyed model "forgets" everything), so the table
+# says so under it (a degenerate row is a finding to state, never a silent win)
+DESTROYED_SHARE = 0.5
 
 
 def zero_shot(method: str, setting: str = "standard") -> bool:
@@ -213,7 +217,8 @@ def jit_table(*, summary: str, definitions: list[str], table: str, scenario: str
         values = [_metric_cell(cells, (d, scenario, setting, method), c, evaluation) for d in datasets for c in columns]
         lines.append(" & ".join([method_label(setting, method)] + values + [_zs(zero_shot, setting, method)]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
-    untestable = untestable_notes(cells, datasets, scenario, evaluation, labels)
+    untestable = untestable_notes(cells, datasets, scenario, evaluation, labels) + \
+        destroyed_notes(cells, datasets, scenario, evaluation, labels, rows)
     for note in untestable:
         print(f"warning: {table}: {note}", flush=True)
     if runs is None:
@@ -250,6 +255,27 @@ def untestable_notes(cells: dict, datasets, scenario: str, evaluation: str, labe
                          f"{100 * UNTESTABLE_GAP:.0f} point of BSLN's ({100 * original['mean']:.1f}), so the retrain "
                          f"oracle forgets no more than the original here and this column cannot tell forgetting from "
                          f"doing nothing; read the MIA column and the population stage instead.")
+    return notes
+
+
+def destroyed_notes(cells: dict, datasets, scenario: str, evaluation: str, labels: dict, rows) -> list[str]:
+    """A note per (dataset, method row) whose D_r acc. is below DESTROYED_SHARE of the retrain oracle's."""
+    metric = COLUMNS[evaluation]["d_r"]
+    notes = []
+    for d in datasets:
+        oracle = cells.get((d, scenario, "standard", "retrain", metric))
+        if oracle is None or not np.isfinite(oracle["mean"]) or oracle["mean"] <= 0:
+            continue
+        for setting, method in rows:
+            if method in ("original", "retrain"):
+                continue
+            row = cells.get((d, scenario, setting, method, metric))
+            if row is None or not np.isfinite(row["mean"]) or row["mean"] >= DESTROYED_SHARE * oracle["mean"]:
+                continue
+            notes.append(f"{method_label(setting, method)} on {_tex(labels.get(d, d))}: $\\mathcal{{D}}_r$ acc. "
+                         f"{100 * row['mean']:.1f}, below half of RTRN's ({100 * oracle['mean']:.1f}): the model no "
+                         f"longer does the task, so its $\\mathcal{{D}}_f$ and MIA cells show destruction, not "
+                         f"forgetting.")
     return notes
 
 
