@@ -157,7 +157,8 @@ def xs_fold_outputs():
 
 
 def xs_tabular_labels():
-    return {name: ds.get("label", name) for name, ds in XS["tabular"]["datasets"].items()} if XS else {}
+    return ({name: ds.get("label", name) for name, ds in XS["tabular"]["datasets"].items()}
+            if XS and XS.get("tabular") else {})
 
 
 def xs_image_source(part):

@@ -220,10 +220,14 @@ rule xs_barycenter_figure:
 
 
 # every Xu & Strohmer artifact (none without an `xs:` block); rule all asks for them, `snakemake xs_all` for them alone
-XS_OUTPUTS = [
-    *rules.xs_frontier_figure.output, *rules.xs_frontier_table.output, *rules.xs_trajectory_figure.output,
-    *rules.xs_density_figure.output, *rules.xs_barycenter_figure.output,
-] if XS else []
+# (a part set to null, e.g. `xs: {tabular: null, ...}`, does not run)
+XS_PARTS = {
+    "tabular": [*rules.xs_frontier_figure.output, *rules.xs_frontier_table.output],
+    "trajectories": [*rules.xs_trajectory_figure.output],
+    "densities": [*rules.xs_density_figure.output],
+    "barycenter": [*rules.xs_barycenter_figure.output],
+}
+XS_OUTPUTS = [path for part, outputs in XS_PARTS.items() if XS and XS.get(part) is not None for path in outputs]
 
 
 rule xs_all:

@@ -170,12 +170,18 @@ def miniature(cfg: dict, results: str | Path, seeds: int = 1, epochs: int = 4, v
         cfg["sparse_baseline"]["epochs"] = min(cfg["sparse_baseline"]["epochs"], epochs)
     for run in cfg.get("methods", {}).values():
         _shrink_run(run, seeds, lean)
+    if cfg.get("tuning"):  # an equal-budget race: every method's search, at two trials
+        cfg["tuning"]["trials"] = min(cfg["tuning"].get("trials", 2), 2)
+        if "startup_trials" in cfg["tuning"]:
+            cfg["tuning"]["startup_trials"] = min(cfg["tuning"]["startup_trials"], 2)
+        if "seeds" in cfg["tuning"]:
+            cfg["tuning"]["seeds"] = _cap_seeds(cfg["tuning"]["seeds"], seeds)
     xs = cfg.get("xs") or {}
-    if "tabular" in xs:
+    if xs.get("tabular"):
         xs["tabular"].update(folds=2, lambdas=[0.0, 1.0], gammas=[0, 10], eg_bounds=[0.05], budgets=[0.1])
-    if "trajectories" in xs:
+    if xs.get("trajectories"):
         xs["trajectories"].update(train_epochs=3, trials=1)
-    if "barycenter" in xs:
+    if xs.get("barycenter"):
         xs["barycenter"].update(n_per_group=min(xs["barycenter"].get("n_per_group", 16), 16), image_size=16)
     if cfg.get("population"):  # the smallest population U-LiRA fits (3 models each; 6 retrained for the ceiling)
         cfg["population"].update(size=min(cfg["population"].get("size", 3), 3),
