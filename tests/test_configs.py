@@ -23,7 +23,7 @@ from scaled import miniature, run_to_completion  # noqa: E402
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist (.ci/run installs it)
 NO_DOWNLOAD = ["uib_digits", "uib_bias_strength", "paper_uib_methods", "tune_digits", "jit_digits", "xs_digits",
                "fashion_mnist", "uib_fashion_mnist", "uib_fashion_bias_strength", "jit_fashion_mnist",
-               "forget_quality_digits", "uib_mnist", "xs_mnist", "jit_digits_fair", "uib_digits_fair"]
+               "forget_quality_digits", "uib_mnist", "xs_mnist", "jit_mnist", "jit_digits_fair", "uib_digits_fair"]
 DOWNLOADING = ["paper_uib", "paper_jit", "paper_xs"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
