@@ -1,13 +1,14 @@
 """Our JiT (methods/jit.py, default form `reference`) against the authors' code on identical inputs.
 
-The reference is jwf40/Information-Theoretic-Unlearning @ c96761408b4997381c2feab4fbe613aa4c1f2b12, src/lipschitz.py
-(Lipschitz.modify_weight), called unchanged through the harness of the research notes
-(/tmp/ref/jit/harness/jit_ref_harness.py; override with JIT_HARNESS): it stubs wandb/transformers, injects the noise
-tensors in place of its torch.randn draws, records the gradient each SGD step applies and the printed loss. Nothing
-of the reference is part of the project; re-create the checkout with
+The reference is jwf40/Information-Theoretic-Unlearning @ c96761408b4997381c2feab4fbe613aa4c1f2b12: its
+`lipschitz_forgetting` (src/forget_full_class_strategies.py, which runs src/lipschitz.py's Lipschitz.modify_weight)
+called whole, as its main calls it (`reference` below: the noise tensors replace its torch.randn draws, every loss
+and every applied gradient is recorded; its closing metrics need scikit-learn < 1.8 and are otherwise skipped).
+Nothing of the reference is part of the project; re-create the checkout (JIT_REF_SRC, default /tmp/ref/jit/itu/src)
+with
 
   mkdir -p /tmp/ref/jit/itu && git --git-dir=<mirror of jwf40/Information-Theoretic-Unlearning> \
-      archive c96761408b4997381c2feab4fbe613aa4c1f2b12 | tar -x -C /tmp/ref/jit/itu
+      archive c96761408b4997381c2feab4fbe613aa4c1f2b12 src | tar -x -C /tmp/ref/jit/itu
 
 Both sides get the same model (a deep copy), the same forget images in the same batches (the reference receives
 them normalised by the model's own Normalize), the same noise (ours draws it from ctx.generator; the reference is
@@ -22,14 +23,17 @@ as the reference applies it) and of the final weights, relative to their scale.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import io
 import os
 import sys
+import warnings
 
 import torch
 from torch import nn
 
-HARNESS = os.environ.get("JIT_HARNESS", "/tmp/ref/jit/harness")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # reference_baselines: the checkout, stubs, helpers
 
 
 class Normalised(nn.Module):
@@ -75,21 +79,59 @@ def ours(model, x, y, knobs, seed, dropout_seed):
 
 
 def reference(model, x, knobs, seed, dropout_seed, mode):
-    sys.path.insert(0, HARNESS)
-    from jit_ref_harness import reference_jit_update
+    """JiT's `lipschitz_forgetting` (src/forget_full_class_strategies.py, which builds `lipschitz.Lipschitz` and calls
+    `modify_weight`) called whole, as its main calls it, on an unshuffled forget loader of our batches (normalised by
+    the model's own Normalize). Only its random draws are ours: each `torch.randn` of its AddGaussianNoise returns the
+    next of our noise tensors (checked: same shape, same count), and dropout masks come from the same torch seed.
+    Recorded: the loss each `backward` starts from, and the (accumulated) gradient each SGD step applies."""
+    from reference_baselines import REAL_LOADER, jit_reference, whole
 
+    strategies, _, _ = jit_reference()
     gen = torch.Generator().manual_seed(seed)
-    batches, noises = [], []
+    items, noises = [], []
     for start in range(0, len(x), knobs["batch_size"]):
-        xb = model.normalize(x[start:start + knobs["batch_size"]])
-        batches.append(xb)
-        noises.append([torch.randn(xb.shape, generator=gen) for _ in range(knobs["n_perturbations"])])
+        xb = model.normalize(x[start:start + knobs["batch_size"]]).detach()
+        items += [(xb[i], 0, 0) for i in range(len(xb))]
+        noises += [torch.randn(xb.shape, generator=gen) for _ in range(knobs["n_perturbations"])]
+    # its own generator: a DataLoader iterator draws its base seed from the global RNG otherwise, one draw ahead of
+    # the dropout masks, which ours (index batches, no DataLoader) never makes
+    forget = REAL_LOADER(items, batch_size=knobs["batch_size"], shuffle=False, generator=torch.Generator().manual_seed(0))
     wrapped = Normalised(model).train(mode == "train")
+    names = {id(p): n.removeprefix("inner.") for n, p in wrapped.named_parameters()}
+    grads, losses = [], []
+    real_randn, real_sgd, real_backward = torch.randn, torch.optim.SGD, torch.Tensor.backward
+
+    def our_noise(*size, **kw):
+        shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list, torch.Size)) else tuple(size)
+        if "generator" not in kw and noises and shape == tuple(noises[0].shape):
+            return noises.pop(0)
+        return real_randn(*size, **kw)
+
+    class RecordingSGD(real_sgd):
+        def step(self, *a, **k):
+            grads.append({names[id(p)]: p.grad.detach().clone() for g in self.param_groups for p in g["params"]
+                          if p.grad is not None})
+            return super().step(*a, **k)
+
+    def recording_backward(tensor, *a, **k):
+        if tensor.dim() == 0:
+            losses.append(float(tensor))
+        return real_backward(tensor, *a, **k)
+
+    torch.randn, torch.optim.SGD, torch.Tensor.backward = our_noise, RecordingSGD, recording_backward
     torch.manual_seed(dropout_seed)
-    out = reference_jit_update(wrapped, batches, sigma=knobs["sigma"], lr=knobs["lr"],
-                               n_samples=knobs["n_perturbations"], noises=noises)
-    strip = lambda d: {k.removeprefix("inner."): v for k, v in d.items()}
-    return out["loss"], [strip(g) for g in out["grads"]], strip(out["params"])
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            whole(strategies.lipschitz_forgetting, wrapped, None, retain_train_dl=forget, retain_valid_dl=forget,
+                  forget_train_dl=forget, forget_valid_dl=forget, valid_dl=forget, dampening_constant=1,
+                  selection_weighting=10, full_train_dl=forget, device="cpu", num_classes=10,
+                  n_samples=knobs["n_perturbations"], learning_rate=knobs["lr"], lipschitz_weighting=knobs["sigma"])
+    finally:
+        torch.randn, torch.optim.SGD, torch.Tensor.backward = real_randn, real_sgd, real_backward
+    assert not noises, f"the reference drew {len(noises)} fewer noise tensors than ours"
+    strip = {k.removeprefix("inner."): v.detach().clone() for k, v in wrapped.state_dict().items()}
+    return losses, grads, strip
 
 
 def compare(label, build, n, knobs, our_knobs=None):
