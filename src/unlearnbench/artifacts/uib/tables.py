@@ -55,7 +55,7 @@ def _bias_notes(cells: dict, original_v: dict, dataset: str, scenario: str, sett
     if row is None or before is None or pd.isna(row["mean"]) or pd.isna(before) or row["mean"] <= before + BIAS_RISE:
         return []
     return [f"{prefix}Cramér's V (colour, prediction) {row['mean']:.2f}, Original {before:.2f}: predictions follow "
-            f"the colour more than before unlearning (docs/methods.md)"]
+            f"the colour more than before unlearning"]
 
 
 def _cell(row: pd.Series | None, scale: float, decimals: int) -> str:
