@@ -493,6 +493,9 @@ def test_a_method_without_a_search_space_cannot_join_an_equal_budget_table(monke
     config["tuning"] = {"mode": "equal_budget"}
     with pytest.raises(ConfigError, match=r"methods\.ssd\.method: 'ssd' declares no search space"):
         parse(_validated(config))
+    config["methods"]["ssd"] = {"method": "no_such_method"}  # an unknown method is named as without the race
+    with pytest.raises(ConfigError, match=r"methods\.ssd"):
+        parse(_validated(config))
 
 
 @pytest.mark.parametrize("method", ["gradient_ascent", "bad_teacher"])

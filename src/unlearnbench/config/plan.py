@@ -351,6 +351,8 @@ def equal_budget_spec(name: str, spec: dict, race: dict) -> dict:
     from ..methods import REGISTRY, STANDARD, WRAPPERS
 
     method, setting = spec["method"], spec.get("setting", STANDARD)
+    if method not in REGISTRY or setting not in (STANDARD, *WRAPPERS):
+        return spec  # an unknown method or setting: _run_spec names the key and the choices
     space = copy.deepcopy(REGISTRY[method].search_space)
     if space is None:
         raise ConfigError(f"methods.{name}.method: {method!r} declares no search space (`search_space` on its "
