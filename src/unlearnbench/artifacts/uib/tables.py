@@ -79,9 +79,9 @@ def uib_table(*, summary: str, table: str, runs: str | None = None, labels: dict
     out_tex = table
     summary = read_table(summary, "summary table")
     scenarios = scenarios or {s: s for s in dict.fromkeys(summary.scenario)}
-    original_v = {(labels or {}).get(r.dataset, r.dataset): {} for r in summary.itertuples()}
+    original_v = {}  # label -> scenario -> Original's mean Cramér's V
     for r in summary[(summary.method == "original") & (summary.metric == "bias_cramers_v")].itertuples():
-        original_v[(labels or {}).get(r.dataset, r.dataset)][r.scenario] = r.mean
+        original_v.setdefault((labels or {}).get(r.dataset, r.dataset), {})[r.scenario] = r.mean
     summary = summary[summary.method != "original"].copy()
     shared = summary[["dataset", "scenario"]].drop_duplicates()
     shared = shared.assign(label=shared.dataset.map(lambda d: (labels or {}).get(d, d)))
@@ -97,9 +97,10 @@ def uib_table(*, summary: str, table: str, runs: str | None = None, labels: dict
     n_metric = len(UIB_COLUMNS)
     row_notes = {}
     for key in summary[["scenario", "setting", "method"]].drop_duplicates().itertuples(index=False):
-        notes = [n for d in datasets
-                 for n in _notes(cells, d, *key, prefix=f"{d}: " if len(datasets) > 1 else "")
-                 + _bias_notes(cells, original_v, d, *key, prefix=f"{d}: " if len(datasets) > 1 else "")]
+        notes = []
+        for d in datasets:
+            prefix = f"{d}: " if len(datasets) > 1 else ""
+            notes += _notes(cells, d, *key, prefix=prefix) + _bias_notes(cells, original_v, d, *key, prefix=prefix)
         if notes:
             row_notes[tuple(key)] = "; ".join(notes)
     note_col = bool(row_notes)
